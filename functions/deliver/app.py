@@ -1,0 +1,81 @@
+"""DeliverFunction: SQS event source mapping → HubSpot, with a partial batch response.
+
+Thin by design: `hubspot_destination.delivery` decides each record's fate; this handler wires AWS in
+(Secrets Manager for the token, SQS for dead letters) and reports retries as batch item failures.
+"""
+
+from functools import cache
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
+from hubspot_destination.delivery import Deliverer, QueueRecord, deliver_records
+from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.observability import logger, metrics
+from hubspot_destination.queue import DeadLetter, send_dead_letters
+from hubspot_destination.settings import SQS_MAX_MESSAGE_BYTES, DeliverSettings
+
+settings = DeliverSettings()
+# A batch where every record is retried is a normal outcome (e.g. throttling), not an invocation error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+class RetryLater(Exception):
+    """Raised for a record that SQS must deliver again."""
+
+
+def _token(refresh: bool = False) -> str:
+    """The private-app token from Secrets Manager (cached; fetched again after a 401)."""
+    secret = parameters.get_secret(
+        settings.hubspot_token_secret_id, max_age=settings.secret_max_age_seconds, force_fetch=refresh
+    )
+    return str(secret).strip()
+
+
+@cache
+def _sqs():
+    return boto3.client("sqs")
+
+
+@cache
+def _portal() -> tuple[HubSpotClient, PropertyCatalog, AudienceProperties]:
+    """The HubSpot adapter and the property caches, kept for the life of the execution environment."""
+    client = HubSpotClient(
+        _token,
+        base_url=str(settings.hubspot_base_url),
+        timeout_s=settings.hubspot_timeout_seconds,
+        # Each concurrent invocation takes its share of the portal's burst limit (per 10 s).
+        min_interval_s=10.0 * settings.max_concurrency / settings.hubspot_requests_per_10s,
+    )
+    catalog = PropertyCatalog(client, ttl_s=settings.property_cache_seconds)
+    audiences = AudienceProperties(
+        client, catalog, settings.audience_property_group, settings.audience_property_group_label
+    )
+    return client, catalog, audiences
+
+
+def _dead_letter(letters: list[DeadLetter]) -> None:
+    send_dead_letters(_sqs(), settings.dead_letter_queue_url, letters, SQS_MAX_MESSAGE_BYTES)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(raise_on_empty_metrics=False)
+def lambda_handler(event: dict, context) -> dict:
+    """SQS batch handler; returns `{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`."""
+    client, catalog, audiences = _portal()
+    deliverer = Deliverer(client, catalog, audiences, remaining_ms=context.get_remaining_time_in_millis)
+    records = [
+        QueueRecord(r["messageId"], r["body"], int(r.get("attributes", {}).get("ApproximateReceiveCount", "1")))
+        for r in event.get("Records", [])
+    ]
+    verdicts = deliver_records(records, deliverer, _dead_letter, settings.max_receive_count)
+
+    def record_handler(record: SQSRecord) -> None:
+        verdict = verdicts[record.message_id]
+        if verdict.kind == "retry":
+            raise RetryLater(f"{verdict.reason}: {verdict.detail}")
+
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

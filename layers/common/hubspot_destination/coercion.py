@@ -1,0 +1,147 @@
+"""Attribute values coerced by the live HubSpot property definition, never by how a value looks.
+
+Every record value HubSpot takes is a string (reference hubspot-api.md §2.6,
+https://developers.hubspot.com/docs/api-reference/crm-properties-v3/guide#property-type-and-fieldtype-values):
+
+| type / fieldType            | what we send                                                                |
+|-----------------------------|-----------------------------------------------------------------------------|
+| `string`, `phone_number`    | the exact text (`+1415…`, `02134` kept); numbers and booleans as text       |
+| `number`                    | a plain decimal (`0.000014`, never `1.4e-05`); NaN, Infinity, `1,204` refused |
+| `bool`, `booleancheckbox`   | `true`/`false` from true/false, 1/0, "true"/"false", "yes"/"no"             |
+| `enumeration` select/radio  | an option's internal value (an option label is mapped to its value)         |
+| `enumeration` checkbox      | option values joined with `;` (from a list or a `;`-separated string)       |
+| `date`                      | epoch ms of the day at 00:00 UTC; a timestamp is first converted to UTC     |
+| `datetime`                  | epoch ms; ISO 8601 with any AEP offset style (`Z`, `+0000`, `+00:00`), or epoch ms |
+
+`""` clears a value of any type. Read-only and calculated properties cannot be written.
+"""
+
+import math
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EPOCH_MS = re.compile(r"^-?\d{1,15}$")
+_DATETIME = TypeAdapter(AwareDatetime)
+
+
+class CoercionError(ValueError):
+    """A value the property cannot hold. `code` is HubSpot's error code for it (e.g. `INVALID_OPTION`)."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+
+
+def is_read_only(prop: dict) -> bool:
+    """True for calculated properties and those whose `modificationMetadata.readOnlyValue` is set."""
+    return bool(prop.get("calculated")) or bool((prop.get("modificationMetadata") or {}).get("readOnlyValue"))
+
+
+def _plain_decimal(value: Any) -> str:
+    if isinstance(value, bool):
+        raise CoercionError("INVALID_NUMBER", f"{value!r} is a boolean, not a number")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CoercionError("INVALID_NUMBER", f"{value!r} is not a finite number")
+    text = repr(value) if isinstance(value, float) else str(value).strip()
+    if "," in text or "_" in text:
+        raise CoercionError("INVALID_NUMBER", f"{text!r} has separators; send a plain decimal")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise CoercionError("INVALID_NUMBER", f"{text!r} is not a number") from None
+    if not number.is_finite():
+        raise CoercionError("INVALID_NUMBER", f"{text!r} is not a finite number")
+    rendered = format(number, "f")
+    if "." in rendered:
+        rendered = rendered.rstrip("0").rstrip(".")
+    return "0" if rendered in ("-0", "") else rendered
+
+
+def _boolean(value: Any) -> str:
+    text = str(value).strip().lower()
+    if isinstance(value, bool) or text in _TRUE | _FALSE:
+        return "true" if (value is True or text in _TRUE) else "false"
+    raise CoercionError("INVALID_BOOLEAN", f"{value!r} is not a boolean (true/false, 1/0, yes/no)")
+
+
+def _option(value: Any, prop: dict) -> str:
+    options = prop.get("options") or []
+    text = _boolean(value) if isinstance(value, bool) else str(value).strip()
+    for option in options:
+        if option.get("value") == text:
+            return text
+    for option in options:
+        if str(option.get("label", "")).lower() == text.lower():
+            return option["value"]
+    allowed = ", ".join(str(option.get("value")) for option in options)
+    raise CoercionError("INVALID_OPTION", f"{text!r} is not one of the allowed options: [{allowed}]")
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, bool):
+        raise CoercionError("INVALID_DATE", f"{value!r} is not a date")
+    if isinstance(value, int | float) or (isinstance(value, str) and _EPOCH_MS.match(value.strip())):
+        return datetime.fromtimestamp(int(float(value)) / 1000, tz=UTC)
+    text = str(value).strip()
+    if _DATE_ONLY.match(text):
+        try:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        except ValueError:
+            raise CoercionError("INVALID_DATE", f"{text!r} is not a calendar date") from None
+    try:
+        return _DATETIME.validate_python(text).astimezone(UTC)
+    except ValidationError:
+        raise CoercionError(
+            "INVALID_DATE", f"{text!r} is not an ISO 8601 date-time with an offset, nor epoch ms"
+        ) from None
+
+
+def _epoch_ms(moment: datetime) -> str:
+    return str(int(moment.timestamp() * 1000))
+
+
+def coerce(value: Any, prop: dict) -> str:
+    """Render one attribute value for a HubSpot property, as the string HubSpot expects.
+
+    Args:
+        value: the unwrapped attribute value (str, int, float, bool, or a list for checkboxes).
+        prop: the property object as the Properties API returns it (`type`, `fieldType`, `options`, ...).
+
+    Raises:
+        CoercionError: with HubSpot's error code (`READ_ONLY_VALUE`, `INVALID_OPTION`, `INVALID_NUMBER`,
+            `INVALID_BOOLEAN`, `INVALID_DATE`, `INVALID_VALUE`) and a detail.
+    """
+    if is_read_only(prop):
+        raise CoercionError("READ_ONLY_VALUE", f"{prop['name']!r} is a read-only or calculated property")
+    if value == "":
+        return ""
+    kind, field_type = prop.get("type"), prop.get("fieldType")
+    if kind == "enumeration" and field_type == "checkbox":
+        items = value if isinstance(value, list) else [part for part in str(value).split(";") if part.strip()]
+        return ";".join(_option(item, prop) for item in items)
+    if isinstance(value, list):
+        raise CoercionError("INVALID_VALUE", f"a list cannot be written to the {kind} property {prop['name']!r}")
+    if kind == "bool" or field_type == "booleancheckbox":
+        return _boolean(value)
+    if kind == "enumeration":
+        return _option(value, prop)
+    if kind == "number":
+        return _plain_decimal(value)
+    if kind == "date":
+        moment = _timestamp(value)
+        return _epoch_ms(datetime.combine(moment.date(), datetime.min.time(), tzinfo=UTC))
+    if kind == "datetime":
+        return _epoch_ms(_timestamp(value))
+    # string, phone_number and any type HubSpot adds later: the exact text.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _plain_decimal(value)
+    return str(value)

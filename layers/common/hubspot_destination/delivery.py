@@ -1,0 +1,366 @@
+"""Delivery: coalesce queue messages per contact, write them with `batch/upsert`, reconcile every input.
+
+One profile's path: queue message → `coalesce` (one input per email: attributes merged field by field,
+newest wins; audiences by newest `lastQualificationTime`) → audience properties ensured → attributes
+coerced by the live property type → `batch/upsert` by email in calls of at most 100 inputs, each with an
+`objectWriteTraceId` → every input accounted for in `results` or `errors` → a `Verdict` for every
+message that contributed to the input.
+
+Verdicts: `delivered`; `retry` (429, 5xx, timeouts, auth faults, unaccounted inputs: SQS redelivers);
+`dead_letter` with a reason code (`INVALID_EMAIL`, `INVALID_VALUE`, `MALFORMED_MESSAGE`,
+`RETRIES_EXHAUSTED`) for what HubSpot will never accept, so it is not retried.
+"""
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
+from hubspot_destination.coercion import CoercionError, coerce
+from hubspot_destination.hubspot.client import (
+    BATCH_LIMIT,
+    HubSpotAuthError,
+    HubSpotClient,
+    HubSpotError,
+    HubSpotRateLimited,
+    HubSpotRequestError,
+)
+from hubspot_destination.models import ProfileUpdate
+from hubspot_destination.observability import email_hash, logger, metrics
+from hubspot_destination.queue import DeadLetter, EnqueueError, decode_update
+
+_PROPERTY_ERRORS_PREFIX = "Property values were not valid: "
+_EMAIL_PROPERTY = "email"
+# Keep this much of the invocation for settling the batch (dead letters, partial batch response), in ms.
+_SETTLE_RESERVE_MS = 5_000
+_MAX_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The fate of one queue message."""
+
+    kind: Literal["delivered", "retry", "dead_letter"]
+    reason: str = ""
+    detail: str = ""
+
+
+DELIVERED = Verdict("delivered")
+
+
+@dataclass
+class ContactWrite:
+    """One contact's merged update and the queue messages it came from."""
+
+    email: str
+    message_ids: list[str]
+    update: ProfileUpdate
+    properties: dict[str, str] = field(default_factory=dict)
+    verdict: Verdict | None = None
+
+
+def coalesce(updates: Iterable[tuple[str, ProfileUpdate]]) -> dict[str, ContactWrite]:
+    """Merge `(message id, update)` pairs into one `ContactWrite` per email.
+
+    Attributes merge field by field, the newest `observed_at` winning; each audience keeps the status
+    with the newest `qualified_at` (ties: the later message). The result never holds an email twice, so
+    no HubSpot request carries the same contact twice (HubSpot refuses such a batch whole, reference
+    hubspot-api.md §1.5).
+    """
+    contacts: dict[str, ContactWrite] = {}
+    for message_id, update in sorted(updates, key=lambda pair: pair[1].observed_at):
+        current = contacts.get(update.email)
+        if current is None:
+            contacts[update.email] = ContactWrite(update.email, [message_id], update)
+            continue
+        audiences = dict(current.update.audiences)
+        for audience_id, status in update.audiences.items():
+            if audience_id not in audiences or status.qualified_at >= audiences[audience_id].qualified_at:
+                audiences[audience_id] = status
+        merged = current.update.model_copy(
+            update={
+                "attributes": {**current.update.attributes, **update.attributes},
+                "audiences": audiences,
+                "observed_at": update.observed_at,
+            }
+        )
+        current.update = merged
+        current.message_ids.append(message_id)
+    return contacts
+
+
+def property_errors(error_body: dict) -> dict[str, str]:
+    """Property-level problems of a HubSpot error body: `{property name: error code}`.
+
+    Reads both shapes HubSpot uses (reference hubspot-api.md §1.7): the JSON array inside
+    `message` ("Property values were not valid: [...]") and `errors[].code` with
+    `context.propertyName`.
+    """
+    found: dict[str, str] = {}
+    message = error_body.get("message") or ""
+    if message.startswith(_PROPERTY_ERRORS_PREFIX):
+        try:
+            for item in json.loads(message[len(_PROPERTY_ERRORS_PREFIX) :]):
+                if isinstance(item, dict) and item.get("name"):
+                    found[item["name"]] = item.get("error") or "INVALID_VALUE"
+        except ValueError:
+            pass
+    for item in error_body.get("errors") or []:
+        names = (item.get("context") or {}).get("propertyName") or []
+        for name in names:
+            found.setdefault(name, item.get("code") or "INVALID_VALUE")
+    return found
+
+
+class Deliverer:
+    """Writes contacts to one HubSpot portal.
+
+    Args:
+        client: the HubSpot adapter.
+        catalog: the portal's contact properties (cached).
+        audiences: ensures audience properties.
+        remaining_ms: milliseconds left in this invocation (`context.get_remaining_time_in_millis`).
+    """
+
+    def __init__(
+        self,
+        client: HubSpotClient,
+        catalog: PropertyCatalog,
+        audiences: AudienceProperties,
+        remaining_ms: Callable[[], int],
+    ):
+        self._client = client
+        self._catalog = catalog
+        self._audiences = audiences
+        self._remaining_ms = remaining_ms
+        self._catalog_refreshed = False
+
+    # -- building inputs -------------------------------------------------------------------------
+    def _build_properties(self, contact: ContactWrite, audience_names: dict[str, str]) -> None:
+        properties = {_EMAIL_PROPERTY: contact.email}
+        for name, value in contact.update.attributes.items():
+            if name == _EMAIL_PROPERTY:
+                continue  # the identity owns the email property
+            prop = self._catalog.get(name)
+            if prop is None:
+                self._drop(contact, name, "PROPERTY_DOESNT_EXIST", "no such contact property in the portal")
+                continue
+            try:
+                properties[name] = coerce(value, prop)
+            except CoercionError as error:
+                self._drop(contact, name, error.code, str(error))
+        for audience_id, status in contact.update.audiences.items():
+            if audience_id in audience_names:
+                properties[audience_names[audience_id]] = status.status
+        contact.properties = properties
+
+    @staticmethod
+    def _drop(contact: ContactWrite, name: str, code: str, detail: str) -> None:
+        """A field HubSpot cannot take is left out; the rest of the contact is still written."""
+        metrics.add_metric(name="AttributesDropped", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "attribute dropped",
+            extra={"contact": email_hash(contact.email), "property": name, "code": code, "detail": detail},
+        )
+
+    # -- sending ---------------------------------------------------------------------------------
+    def _has_time(self, wait_ms: float = 0) -> bool:
+        return self._remaining_ms() - wait_ms > _SETTLE_RESERVE_MS
+
+    def _retry_all(self, contacts: Iterable[ContactWrite], reason: str, detail: str) -> None:
+        for contact in contacts:
+            contact.verdict = Verdict("retry", reason, detail)
+
+    def _settle_input_error(self, contact: ContactWrite, error_body: dict) -> bool:
+        """Apply one input's error: True when the input should be sent again without the bad fields."""
+        problems = property_errors(error_body)
+        if _EMAIL_PROPERTY in problems:
+            contact.verdict = Verdict("dead_letter", "INVALID_EMAIL", f"HubSpot: {problems[_EMAIL_PROPERTY]}")
+            return False
+        if not problems:
+            detail = f"HubSpot {error_body.get('category', '')}: {error_body.get('message', '')}"[:1000]
+            contact.verdict = Verdict("dead_letter", "INVALID_VALUE", detail)
+            return False
+        if "PROPERTY_DOESNT_EXIST" in problems.values() and not self._catalog_refreshed:
+            self._catalog.refresh()  # someone may have deleted or renamed a property: read them again once
+            self._catalog_refreshed = True
+        for name, code in problems.items():
+            self._drop(contact, name, code, "refused by HubSpot")
+            contact.properties.pop(name, None)
+        return True
+
+    def _upsert(self, contacts: list[ContactWrite]) -> list[ContactWrite]:
+        """One `batch/upsert` call; returns the contacts to send again (bad fields removed)."""
+        trace_ids = {f"{index}": contact for index, contact in enumerate(contacts)}
+        inputs = [
+            {"id": c.email, "idProperty": _EMAIL_PROPERTY, "objectWriteTraceId": tid, "properties": c.properties}
+            for tid, c in trace_ids.items()
+        ]
+        try:
+            result = self._client.batch_upsert_contacts(inputs)
+        except HubSpotRateLimited as error:
+            metrics.add_metric(name="HubSpotThrottled", unit=MetricUnit.Count, value=1)
+            wait_ms = error.retry_after_s * 1000 if error.retry_after_s else (error.rate_limit.interval_ms or 10_000)
+            if error.policy_name != "DAILY" and self._has_time(wait_ms):
+                time.sleep(wait_ms / 1000)
+                return contacts
+            self._retry_all(contacts, "RATE_LIMITED", str(error))
+            return []
+        except HubSpotRequestError as error:
+            if error.status == 400 and len(contacts) > 1:
+                # The whole request was refused for some input(s): isolate them by halving.
+                middle = len(contacts) // 2
+                return self._upsert(contacts[:middle]) + self._upsert(contacts[middle:])
+            if error.status == 400:
+                return [contacts[0]] if self._settle_input_error(contacts[0], error.body) else []
+            self._retry_all(contacts, "HUBSPOT_ERROR", str(error))
+            return []
+        except HubSpotError as error:
+            self._retry_all(contacts, "HUBSPOT_UNAVAILABLE", str(error))
+            return []
+
+        resend: list[ContactWrite] = []
+        by_email = {c.email: c for c in contacts}
+        for item in result.results:
+            contact = trace_ids.get(str(item.get("objectWriteTraceId"))) or by_email.get(
+                str((item.get("properties") or {}).get(_EMAIL_PROPERTY, "")).lower()
+            )
+            if contact is not None and contact.verdict is None:
+                contact.verdict = DELIVERED
+        for error_body in result.errors:
+            for tid in (error_body.get("context") or {}).get("objectWriteTraceId") or []:
+                contact = trace_ids.get(tid)
+                if contact is not None and contact.verdict is None and self._settle_input_error(contact, error_body):
+                    resend.append(contact)
+        for contact in contacts:
+            if contact.verdict is None and contact not in resend:
+                # Neither in results nor in errors: never count it as written.
+                contact.verdict = Verdict("retry", "UNACCOUNTED", "HubSpot's answer did not mention this input")
+        return resend
+
+    def deliver(self, updates: Sequence[tuple[str, ProfileUpdate]]) -> dict[str, Verdict]:
+        """Write the updates to HubSpot and return a verdict per message id."""
+        contacts = coalesce(updates)
+        if not contacts:
+            return {}
+        newest_names: dict[str, str] = {}
+        for contact in contacts.values():
+            for audience_id, status in contact.update.audiences.items():
+                newest_names[audience_id] = status.name
+        try:
+            resolution = self._audiences.resolve(newest_names)
+        except HubSpotAuthError as error:
+            metrics.add_metric(name="HubSpotAuthFailures", unit=MetricUnit.Count, value=1)
+            logger.error("HubSpot refused the token", extra={"status": error.status, "category": error.category})
+            self._retry_all(contacts.values(), "HUBSPOT_AUTH", str(error))
+            return self._verdicts(contacts.values())
+        except HubSpotError as error:
+            self._retry_all(contacts.values(), "HUBSPOT_UNAVAILABLE", str(error))
+            return self._verdicts(contacts.values())
+        for audience_id in resolution.conflicts:
+            metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
+            logger.error("audience status not written", extra={"audience": audience_id})
+
+        pending = list(contacts.values())
+        for contact in pending:
+            self._build_properties(contact, resolution.names)
+        for _ in range(_MAX_ROUNDS):
+            if not pending:
+                break
+            if not self._has_time():
+                self._retry_all(pending, "TIMEOUT", "the invocation ran out of time")
+                pending = []
+                break
+            again: list[ContactWrite] = []
+            for start in range(0, len(pending), BATCH_LIMIT):
+                again.extend(self._upsert(pending[start : start + BATCH_LIMIT]))
+            pending = again
+        for contact in pending:
+            contact.verdict = Verdict("dead_letter", "INVALID_VALUE", "HubSpot kept refusing this contact's values")
+        return self._verdicts(contacts.values())
+
+    @staticmethod
+    def _verdicts(contacts: Iterable[ContactWrite]) -> dict[str, Verdict]:
+        verdicts: dict[str, Verdict] = {}
+        for contact in contacts:
+            verdict = contact.verdict or Verdict("retry", "UNACCOUNTED", "not attempted")
+            if verdict.kind == "dead_letter":
+                metrics.add_metric(
+                    name=f"DeadLetters{verdict.reason.title().replace('_', '')}", unit=MetricUnit.Count, value=1
+                )
+            for message_id in contact.message_ids:
+                verdicts[message_id] = verdict
+        return verdicts
+
+
+def parse_messages(records: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, ProfileUpdate]], dict[str, Verdict]]:
+    """Decode `(message id, body)` pairs; bodies that are not `ProfileUpdate`s get a `MALFORMED_MESSAGE` verdict."""
+    updates: list[tuple[str, ProfileUpdate]] = []
+    malformed: dict[str, Verdict] = {}
+    for message_id, body in records:
+        try:
+            updates.append((message_id, decode_update(body)))
+        except ValidationError as error:
+            malformed[message_id] = Verdict("dead_letter", "MALFORMED_MESSAGE", str(error)[:1000])
+    return updates, malformed
+
+
+def exhaust_retries(verdict: Verdict, receive_count: int, max_receive_count: int) -> Verdict:
+    """A retry on the message's last allowed receive becomes a `RETRIES_EXHAUSTED` dead letter with the
+    last reason, so it reaches the dead-letter queue with a reason instead of by silent redrive."""
+    if verdict.kind == "retry" and receive_count >= max_receive_count:
+        return Verdict("dead_letter", "RETRIES_EXHAUSTED", f"{verdict.reason}: {verdict.detail}"[:1000])
+    return verdict
+
+
+@dataclass(frozen=True)
+class QueueRecord:
+    """One SQS record as the deliver function sees it; `receive_count` is `ApproximateReceiveCount`."""
+
+    message_id: str
+    body: str
+    receive_count: int
+
+
+def deliver_records(
+    records: Sequence[QueueRecord],
+    deliverer: Deliverer,
+    dead_letter: Callable[[list[DeadLetter]], None],
+    max_receive_count: int,
+) -> dict[str, Verdict]:
+    """Deliver a batch of queue records and settle every one of them.
+
+    Dead letters are sent with `dead_letter` (their reason and detail as message attributes) and then
+    count as settled; if that call fails they become retries, so a message is never acknowledged
+    before it is either in HubSpot or in the dead-letter queue.
+
+    Returns:
+        `{message id: Verdict}` for every record; `retry` verdicts must be reported as batch item failures.
+    """
+    updates, verdicts = parse_messages((record.message_id, record.body) for record in records)
+    verdicts.update(deliverer.deliver(updates))
+    by_id = {record.message_id: record for record in records}
+    verdicts = {
+        message_id: exhaust_retries(verdict, by_id[message_id].receive_count, max_receive_count)
+        for message_id, verdict in verdicts.items()
+    }
+    dead = [message_id for message_id, verdict in verdicts.items() if verdict.kind == "dead_letter"]
+    if dead:
+        letters = [DeadLetter(by_id[m].body, verdicts[m].reason, verdicts[m].detail) for m in dead]
+        try:
+            dead_letter(letters)
+        except (EnqueueError, BotoCoreError, ClientError) as error:
+            logger.error("dead-letter queue refused messages; they stay on the queue", extra={"error": str(error)})
+            for message_id in dead:
+                verdicts[message_id] = Verdict("retry", "DEAD_LETTER_FAILED", str(error)[:1000])
+    counts: dict[str, int] = {}
+    for verdict in verdicts.values():
+        counts[verdict.kind] = counts.get(verdict.kind, 0) + 1
+    logger.info("batch settled", extra={"records": len(records), **counts})
+    return verdicts

@@ -1,0 +1,1 @@
+"""The HubSpot adapter: the only code that speaks HTTP to HubSpot."""

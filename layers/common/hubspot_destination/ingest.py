@@ -1,0 +1,109 @@
+"""Ingest logic: turn one validated activation request into queue messages and per-index rejections.
+
+Checks per profile: an email identity HubSpot would accept (after trimming and lower-casing), known
+membership statuses with parseable `lastQualificationTime`s, attribute values HubSpot can hold, and a
+queue message that fits the queue's size limit. Nothing here calls HubSpot.
+"""
+
+from datetime import datetime, timedelta
+
+from pydantic import ValidationError
+
+from hubspot_destination.identity import InvalidEmailError, contact_email
+from hubspot_destination.models import (
+    ActivationRequest,
+    AudienceUpdate,
+    Profile,
+    ProfileUpdate,
+    Rejection,
+    unwrap_attribute,
+)
+from hubspot_destination.queue import encode_update
+
+
+def _validation_detail(error: ValidationError) -> str:
+    first = error.errors(include_url=False, include_input=False)[0]
+    location = ".".join(str(part) for part in first["loc"])
+    return f"{location}: {first['msg']}" if location else first["msg"]
+
+
+def _is_scalar(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _audiences(profile: Profile, request: ActivationRequest) -> dict[str, AudienceUpdate]:
+    """Audience statuses of a profile; names come from the membership, else `audiences`, else the id."""
+    updates: dict[str, AudienceUpdate] = {}
+    for memberships in profile.segmentMembership.values():
+        for audience_id, membership in memberships.items():
+            known = request.audiences.get(audience_id)
+            name = membership.name or (known.name if known else None) or audience_id
+            update = AudienceUpdate(status=membership.status, qualified_at=membership.lastQualificationTime, name=name)
+            current = updates.get(audience_id)
+            if current is None or update.qualified_at >= current.qualified_at:
+                updates[audience_id] = update
+    return updates
+
+
+def _attributes(profile: Profile) -> dict[str, object]:
+    """Unwrapped attribute values; `{}`, `null` and `{"value": null}` are left out (HubSpot untouched)."""
+    values: dict[str, object] = {}
+    for name, raw in profile.attributes.items():
+        present, value = unwrap_attribute(raw)
+        if not present:
+            continue
+        if not (_is_scalar(value) or (isinstance(value, list) and all(_is_scalar(item) for item in value))):
+            raise ValueError(f"attributes.{name}: expected a string, number, boolean or a list of them")
+        values[name] = value
+    return values
+
+
+def split_profiles(
+    request: ActivationRequest, request_id: str, received_at: datetime, max_message_bytes: int
+) -> tuple[list[str], list[Rejection]]:
+    """Validate each profile of a request and encode the accepted ones as queue message bodies.
+
+    Args:
+        request: the validated request body.
+        request_id: the API Gateway request id, carried on every message for tracing.
+        received_at: when the request arrived; profile `i` is stamped `received_at + i µs` so that
+            later profiles of the same request win when the same contact appears twice.
+        max_message_bytes: the queue's largest message, in bytes.
+
+    Returns:
+        `(bodies, rejections)`: one JSON body per accepted profile, and one rejection per refused index.
+    """
+    bodies: list[str] = []
+    rejections: list[Rejection] = []
+    for index, raw in enumerate(request.profiles):
+        try:
+            profile = Profile.model_validate(raw)
+        except ValidationError as error:
+            location = error.errors()[0]["loc"]
+            reason = "INVALID_MEMBERSHIP" if location[:1] == ("segmentMembership",) else "INVALID_PROFILE"
+            rejections.append(Rejection(index=index, reason=reason, detail=_validation_detail(error)))
+            continue
+        try:
+            email = contact_email(profile.identityMap)
+        except InvalidEmailError as error:
+            rejections.append(Rejection(index=index, reason="INVALID_EMAIL", detail=str(error)))
+            continue
+        try:
+            attributes = _attributes(profile)
+        except ValueError as error:
+            rejections.append(Rejection(index=index, reason="INVALID_ATTRIBUTE", detail=str(error)))
+            continue
+        update = ProfileUpdate(
+            email=email,
+            attributes=attributes,
+            audiences=_audiences(profile, request),
+            observed_at=received_at + timedelta(microseconds=index),
+            request_id=request_id,
+        )
+        body = encode_update(update)
+        if len(body.encode()) > max_message_bytes:
+            detail = f"the profile encodes to {len(body.encode())} bytes; the queue takes at most {max_message_bytes}"
+            rejections.append(Rejection(index=index, reason="PROFILE_TOO_LARGE", detail=detail))
+            continue
+        bodies.append(body)
+    return bodies, rejections

@@ -1,0 +1,128 @@
+"""Shapes: the AEP profile-export request, the per-profile queue message, and the ingest response.
+
+Request shape (AEP Destination SDK profile export, reference aep-payload.md §1.1 and §5):
+`{"profiles": [{"identityMap", "attributes", "segmentMembership"}, ...], "audiences"?: {id: {"name"}}}`.
+Each profile is validated on its own, so one bad profile is a per-index rejection, never a failed request.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+
+AudienceStatus = Literal["realized", "existing", "exited"]
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
+# What HubSpot can take for one property once coerced: a scalar, or a list for multi-select checkboxes.
+AttributeValue = str | int | float | bool | list[str | int | float | bool]
+
+
+class AudienceInfo(BaseModel):
+    """An entry of the optional top-level `audiences` map: `{"name": "High Value Customers"}`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: NonEmptyStr | None = None
+
+
+class ActivationRequest(BaseModel):
+    """The request body of `POST /v1/activations`; profiles stay raw JSON objects until validated one by one."""
+
+    model_config = ConfigDict(extra="allow")
+
+    profiles: list[dict[str, JsonValue]] = Field(min_length=1)
+    audiences: dict[str, AudienceInfo] = Field(default_factory=dict)
+
+
+class Membership(BaseModel):
+    """One audience membership, `segmentMembership.<namespace>.<audienceId>`.
+
+    `lastQualificationTime` accepts every offset style AEP writes (`Z`, `+0000`, `+00:00`, with or
+    without fractions); a time without an offset is refused.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    status: AudienceStatus
+    lastQualificationTime: AwareDatetime
+    name: NonEmptyStr | None = None
+
+
+class Profile(BaseModel):
+    """One exported profile, as AEP sends it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    identityMap: dict[str, list[dict[str, JsonValue]]]
+    attributes: dict[str, JsonValue] = Field(default_factory=dict)
+    segmentMembership: dict[str, dict[str, Membership]] = Field(default_factory=dict)
+
+
+class AudienceUpdate(BaseModel):
+    """The status of one audience for one contact, as carried on the queue."""
+
+    status: AudienceStatus
+    qualified_at: AwareDatetime
+    name: NonEmptyStr
+
+
+class ProfileUpdate(BaseModel):
+    """One queue message: what must become true for one HubSpot contact.
+
+    `attributes` maps HubSpot internal property names to values that still have to be coerced by the
+    live property type; `""` clears a value, absent names are left untouched. `observed_at` orders
+    updates of the same contact (newest wins field by field).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    email: NonEmptyStr
+    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
+    audiences: dict[str, AudienceUpdate] = Field(default_factory=dict)
+    observed_at: datetime
+    request_id: str
+
+
+RejectionReason = Literal[
+    "INVALID_EMAIL",
+    "INVALID_PROFILE",
+    "INVALID_MEMBERSHIP",
+    "INVALID_ATTRIBUTE",
+    "PROFILE_TOO_LARGE",
+]
+
+
+class Rejection(BaseModel):
+    """A profile refused at ingest: its index in `profiles`, a machine-readable reason and a detail."""
+
+    index: int
+    reason: RejectionReason
+    detail: str
+
+
+class ActivationAccepted(BaseModel):
+    """The 202 answer: `{"requestId", "accepted": n, "rejected": [{"index", "reason", "detail"}]}`."""
+
+    requestId: str
+    accepted: int
+    rejected: list[Rejection]
+
+
+class ErrorBody(BaseModel):
+    """Every whole-request error: `{"error": CODE, "detail": text}`."""
+
+    error: str
+    detail: str
+
+
+def unwrap_attribute(value: Any) -> tuple[bool, Any]:
+    """Unwrap one AEP attribute value: `(present, value)`.
+
+    Freeform attributes arrive as `{"value": x}` and `{}` means "no value on the profile"; predefined
+    ones arrive plain. `None` (plain or wrapped) is treated like absent: HubSpot ignores `null`, and
+    clearing a value takes an explicit `""` (reference bug-cases.md B12).
+    """
+    if isinstance(value, dict):
+        if not value or "value" not in value:
+            return (False, None) if not value else (True, value)
+        value = value["value"]
+    return (value is not None, value)

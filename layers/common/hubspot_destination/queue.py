@@ -1,0 +1,119 @@
+"""SQS messages: encoding, `SendMessageBatch` chunking within SQS's limits, and dead letters with reasons.
+
+SQS limits (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
+at most 10 entries per `SendMessageBatch`, and the sum of the bodies at most the largest message size
+(1 MiB). Entries SQS refuses are retried; if any is still refused, `EnqueueError` tells the caller so
+the sender retries instead of losing profiles silently.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from hubspot_destination.models import ProfileUpdate
+
+SQS_BATCH_ENTRIES = 10
+# Dead-letter message attributes: machine-readable reason code and human-readable detail.
+REASON_ATTRIBUTE = "reason"
+DETAIL_ATTRIBUTE = "detail"
+_SEND_ATTEMPTS = 3
+
+
+class EnqueueError(Exception):
+    """Some messages could not be enqueued after retries; `failed` holds how many."""
+
+    def __init__(self, failed: int, detail: str):
+        super().__init__(f"{failed} message(s) could not be enqueued: {detail}")
+        self.failed = failed
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that cannot be delivered: its original body, a reason code and a detail."""
+
+    body: str
+    reason: str
+    detail: str
+
+
+def encode_update(update: ProfileUpdate) -> str:
+    """Serialise a `ProfileUpdate` as a queue message body (compact JSON)."""
+    return update.model_dump_json()
+
+
+def decode_update(body: str) -> ProfileUpdate:
+    """Parse a queue message body; raises `pydantic.ValidationError` when it is not a `ProfileUpdate`."""
+    return ProfileUpdate.model_validate_json(body)
+
+
+def chunk_bodies(bodies: Sequence[str], max_batch_bytes: int) -> Iterator[list[str]]:
+    """Group bodies into `SendMessageBatch` calls: ≤ 10 entries and ≤ `max_batch_bytes` bytes each.
+
+    Every body must itself be at most `max_batch_bytes` bytes (ingest rejects larger profiles).
+    """
+    chunk: list[str] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode())
+        if chunk and (len(chunk) == SQS_BATCH_ENTRIES or size + length > max_batch_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(body)
+        size += length
+    if chunk:
+        yield chunk
+
+
+def _send_batch(sqs, queue_url: str, entries: list[dict]) -> None:
+    """Send one batch, retrying the entries SQS refuses (sender faults are not retried)."""
+    pending = entries
+    for attempt in range(_SEND_ATTEMPTS):
+        answer = sqs.send_message_batch(QueueUrl=queue_url, Entries=pending)
+        failed_ids = {failure["Id"] for failure in answer.get("Failed", [])}
+        if not failed_ids:
+            return
+        permanent = [f for f in answer["Failed"] if f.get("SenderFault")]
+        pending = [entry for entry in pending if entry["Id"] in failed_ids]
+        if permanent or attempt == _SEND_ATTEMPTS - 1:
+            codes = sorted({failure.get("Code", "?") for failure in answer["Failed"]})
+            raise EnqueueError(len(pending), "SQS refused entries: " + ", ".join(codes))
+        time.sleep(0.05 * 2**attempt)
+
+
+def send_updates(sqs, queue_url: str, bodies: Sequence[str], max_batch_bytes: int) -> None:
+    """Enqueue message bodies with `SendMessageBatch`.
+
+    Raises:
+        EnqueueError: when SQS still refuses some entries after retries.
+        botocore.exceptions.ClientError: when SQS rejects a whole call.
+    """
+    for chunk in chunk_bodies(bodies, max_batch_bytes):
+        _send_batch(sqs, queue_url, [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)])
+
+
+def send_dead_letters(sqs, queue_url: str, letters: Sequence[DeadLetter], max_batch_bytes: int) -> None:
+    """Put undeliverable messages on the dead-letter queue with `reason` and `detail` message attributes.
+
+    The body is unchanged, so a redrive to the source queue delivers it again after a fix.
+
+    Raises:
+        EnqueueError, botocore.exceptions.ClientError: as `send_updates`; the caller must then keep the
+        source messages on their queue (retry) so nothing is lost.
+    """
+    by_body = {letter.body: letter for letter in letters}
+    for chunk in chunk_bodies(list(by_body), max_batch_bytes):
+        entries = []
+        for i, body in enumerate(chunk):
+            letter = by_body[body]
+            entries.append(
+                {
+                    "Id": str(i),
+                    "MessageBody": body,
+                    "MessageAttributes": {
+                        REASON_ATTRIBUTE: {"DataType": "String", "StringValue": letter.reason},
+                        # SQS attribute values are limited in size; the detail is a summary.
+                        DETAIL_ATTRIBUTE: {"DataType": "String", "StringValue": letter.detail[:1000] or "-"},
+                    },
+                }
+            )
+        _send_batch(sqs, queue_url, entries)

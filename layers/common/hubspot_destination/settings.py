@@ -1,0 +1,63 @@
+"""Environment variables of each Lambda function, as pydantic models that fail at cold start.
+
+A missing or malformed variable raises `pydantic.ValidationError` when the handler module is
+imported, so a misconfigured deployment fails loudly on its first invocation instead of
+half-working.
+"""
+
+from pydantic import Field, HttpUrl
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# SQS's largest message (1 MiB); the template sets the queue's MaximumMessageSize to the same value.
+SQS_MAX_MESSAGE_BYTES = 1_048_576
+
+
+class IngestSettings(BaseSettings):
+    """Settings of the ingest function (API Gateway → SQS)."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    queue_url: str = Field(alias="QUEUE_URL", min_length=1)
+    webhook_secret_id: str = Field(
+        alias="WEBHOOK_SECRET_ID",
+        min_length=1,
+        description='Secrets Manager id whose SecretString is {"bearerTokens": [...], "signingSecrets": [...]}',
+    )
+    max_message_bytes: int = Field(
+        default=SQS_MAX_MESSAGE_BYTES, alias="MAX_MESSAGE_BYTES", ge=1024, le=SQS_MAX_MESSAGE_BYTES
+    )
+    max_body_bytes: int = Field(
+        default=6_000_000,
+        alias="MAX_BODY_BYTES",
+        description="Largest request body accepted, in bytes (Lambda's synchronous payload limit is 6 MB).",
+    )
+    max_profiles_per_request: int = Field(default=10_000, alias="MAX_PROFILES_PER_REQUEST", ge=1)
+    signature_tolerance_seconds: int = Field(default=300, alias="SIGNATURE_TOLERANCE_SECONDS", ge=1)
+    secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
+
+
+class DeliverSettings(BaseSettings):
+    """Settings of the deliver function (SQS → HubSpot)."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    hubspot_token_secret_id: str = Field(alias="HUBSPOT_TOKEN_SECRET_ID", min_length=1)
+    hubspot_base_url: HttpUrl = Field(default=HttpUrl("https://api.hubapi.com"), alias="HUBSPOT_BASE_URL")
+    hubspot_requests_per_10s: int = Field(
+        default=190,
+        alias="HUBSPOT_REQUESTS_PER_10S",
+        ge=1,
+        description="The portal's burst limit per 10 s (tier); https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines",
+    )
+    hubspot_timeout_seconds: float = Field(default=20.0, alias="HUBSPOT_TIMEOUT_SECONDS", gt=0)
+    audience_property_group: str = Field(
+        default="aep_audiences", alias="AUDIENCE_PROPERTY_GROUP", pattern=r"^[a-z][a-z0-9_]{0,99}$"
+    )
+    audience_property_group_label: str = Field(
+        default="AEP audiences", alias="AUDIENCE_PROPERTY_GROUP_LABEL", min_length=1
+    )
+    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
+    max_receive_count: int = Field(default=8, alias="MAX_RECEIVE_COUNT", ge=1)
+    max_concurrency: int = Field(default=2, alias="MAX_CONCURRENCY", ge=1)
+    property_cache_seconds: int = Field(default=300, alias="PROPERTY_CACHE_SECONDS", ge=0)
+    secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)

@@ -1,0 +1,94 @@
+"""Authentication of the sender: a bearer key or an HMAC signature over the raw body.
+
+Two accepted forms (DESIGN.md, "Authentication of the sender"), each checked in constant time
+against up to two active secrets so keys rotate without downtime:
+
+- `Authorization: Bearer <key>`: what AEP's Destination SDK can send to a partner endpoint.
+- `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`: for generic
+  webhook senders; several `v1=` values are allowed and the timestamp must be within the tolerance
+  (300 s by default) to stop replays.
+"""
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+
+from pydantic import BaseModel, Field
+
+
+class SenderCredentials(BaseModel):
+    """The webhook secret's JSON: `{"bearerTokens": [...], "signingSecrets": [...]}`, at most two each."""
+
+    bearerTokens: list[str] = Field(default_factory=list, max_length=2)
+    signingSecrets: list[str] = Field(default_factory=list, max_length=2)
+
+
+class AuthenticationError(Exception):
+    """The request is not from a known sender; `str(error)` is safe to return to the caller."""
+
+
+def sign(secret: str, timestamp: int, raw_body: bytes) -> str:
+    """Return the `X-Signature` header value for a body: `t=<timestamp>,v1=<hex digest>`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    # API Gateway keeps the sender's header case; HTTP header names are case-insensitive.
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _matches_any(candidate: str, secrets: Sequence[str]) -> bool:
+    # Compare with every secret, without stopping early, so timing reveals nothing.
+    results = [hmac.compare_digest(candidate.encode(), secret.encode()) for secret in secrets]
+    return any(results)
+
+
+def authenticate(
+    headers: Mapping[str, str],
+    raw_body: bytes,
+    credentials: SenderCredentials,
+    now: float,
+    tolerance_seconds: int = 300,
+) -> str:
+    """Check the request's credentials and return the scheme used (`"bearer"` or `"signature"`).
+
+    Args:
+        headers: request headers, any case.
+        raw_body: the exact bytes received (base64-decoded when API Gateway marked the body so).
+        credentials: the active secrets.
+        now: the current time in Unix seconds.
+        tolerance_seconds: how far the signature's timestamp may be from `now`, in seconds.
+
+    Raises:
+        AuthenticationError: no credentials, a wrong key or signature, or a stale timestamp.
+    """
+    authorization = _header(headers, "authorization")
+    if authorization is not None:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() == "bearer" and key and _matches_any(key.strip(), credentials.bearerTokens):
+            return "bearer"
+        raise AuthenticationError("the bearer key is not valid")
+
+    signature = _header(headers, "x-signature")
+    if signature is None:
+        raise AuthenticationError("missing credentials: send 'Authorization: Bearer <key>' or 'X-Signature'")
+    timestamp_text, candidates = None, []
+    for part in signature.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            timestamp_text = value
+        elif key == "v1":
+            candidates.append(value)
+    if not timestamp_text or not timestamp_text.isdigit() or not candidates:
+        raise AuthenticationError("malformed X-Signature: expected 't=<unix seconds>,v1=<hex>'")
+    timestamp = int(timestamp_text)
+    if abs(now - timestamp) > tolerance_seconds:
+        raise AuthenticationError(f"stale X-Signature: its timestamp is more than {tolerance_seconds} s from now")
+    expected = [sign(secret, timestamp, raw_body).split("v1=", 1)[1] for secret in credentials.signingSecrets]
+    if any(_matches_any(candidate, expected) for candidate in candidates):
+        return "signature"
+    raise AuthenticationError("the X-Signature does not match the body")

@@ -1,0 +1,307 @@
+"""The whole pipeline on this machine: ingest handler → SQS (moto) → deliver handler → HubSpot.
+
+AWS services run in-process under moto; HubSpot is the embedded emulator on loopback unless a real
+base URL is given. The ingest handler is called as API Gateway would call it (a REST proxy event, signed
+for you), and the deliver handler as the SQS event source mapping would (see `event_source_mapping`).
+"""
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
+from hubspot_destination.signature import sign
+from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator
+from hubspot_local.event_source_mapping import EventSourceMapping
+from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
+
+EMULATOR_TOKEN = "local-dev-token"  # noqa: S105 - the emulator's public test token
+QUEUE_NAME = "hubspot-destination-activations"
+DLQ_NAME = "hubspot-destination-activations-dlq"
+# The template's values (template.yaml): the invariants tests keep the two in step.
+MAX_RECEIVE_COUNT = 8
+BATCH_SIZE = 100
+DELIVER_TIMEOUT_S = 60
+AUDIENCE_PROPERTY_GROUP = "aep_audiences"
+
+
+@dataclass
+class ReplayResult:
+    """Everything `replay --json` prints (DESIGN.md, CLI contract)."""
+
+    ingest: dict
+    delivery: dict
+    dead_letters: list[dict]
+    hubspot: dict
+
+    def as_dict(self) -> dict:
+        """The JSON object of the CLI contract."""
+        return {
+            "ingest": self.ingest,
+            "delivery": self.delivery,
+            "dead_letters": self.dead_letters,
+            "hubspot": self.hubspot,
+        }
+
+
+def proxy_event(body: bytes, signing_secret: str, template: dict | None = None) -> dict:
+    """An API Gateway REST proxy event for `POST /v1/activations`, signed with `X-Signature`.
+
+    Args:
+        body: the raw request body.
+        signing_secret: the webhook signing secret.
+        template: an existing proxy event to start from (its body and credentials are replaced).
+    """
+    now = time.time()
+    event = json.loads(json.dumps(template)) if template else {}
+    headers = {
+        k: v for k, v in (event.get("headers") or {}).items() if k.lower() not in ("authorization", "x-signature")
+    }
+    headers.setdefault("Content-Type", "application/json")
+    headers["X-Signature"] = sign(signing_secret, int(now), body)
+    event.update(
+        {
+            "resource": "/v1/activations",
+            "path": "/v1/activations",
+            "httpMethod": "POST",
+            "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "body": body.decode(),
+            "isBase64Encoded": False,
+        }
+    )
+    context = event.setdefault("requestContext", {})
+    context.update(
+        {
+            "resourcePath": "/v1/activations",
+            "httpMethod": "POST",
+            "path": "/prod/v1/activations",
+            "stage": "prod",
+            "requestId": str(uuid.uuid4()),
+            "requestTimeEpoch": int(now * 1000),
+        }
+    )
+    context.setdefault("identity", {"sourceIp": "127.0.0.1"})
+    return event
+
+
+def read_request(path: Path) -> tuple[bytes, dict | None]:
+    """Read FILE: a request body, or an API Gateway proxy event (whose body is taken out).
+
+    Returns:
+        `(raw body, proxy event or None)`.
+
+    Raises:
+        ValueError: when the file is not JSON.
+    """
+    raw = path.read_bytes()
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not JSON: {error}") from None
+    if isinstance(document, dict) and "httpMethod" in document and "requestContext" in document:
+        body = document.get("body") or ""
+        raw_body = base64.b64decode(body) if document.get("isBase64Encoded") else body.encode()
+        return raw_body, document
+    return raw, None
+
+
+@contextlib.contextmanager
+def _handler_output() -> Iterator[None]:
+    # Powertools writes logs and metrics to stdout; keep stdout for the CLI's own output.
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+class LocalPipeline:
+    """moto + emulator + both handlers; use as a context manager.
+
+    Args:
+        hubspot_url: a HubSpot base URL to write to instead of the embedded emulator (then the token is
+            read from `HUBSPOT_ACCESS_TOKEN`).
+        portal: emulator pre-load (`--portal FILE` contents).
+        emulator: an emulator to use instead of starting one (tests pass one with faults or scopes).
+    """
+
+    def __init__(
+        self, hubspot_url: str | None = None, portal: dict | None = None, emulator: HubSpotEmulator | None = None
+    ):
+        self._hubspot_url = hubspot_url
+        self._portal = portal
+        self.emulator = emulator
+        self._own_emulator = emulator is None and hubspot_url is None
+        self.signing_secret = secrets.token_hex(32)
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "LocalPipeline":
+        stack = self._stack
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            os.environ[name] = value
+        os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "hubspot-destination")
+        os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "HubSpotDestination")
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        stack.enter_context(mock_aws())
+        parameters.clear_caches()
+        if self._own_emulator:
+            self.emulator = stack.enter_context(
+                HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, portal=self._portal)
+            )
+        base_url = self._hubspot_url or self.emulator.base_url
+        token = os.environ.get("HUBSPOT_ACCESS_TOKEN", "") if self._hubspot_url else EMULATOR_TOKEN
+        if not token:
+            raise ValueError("set HUBSPOT_ACCESS_TOKEN to write to a real portal")
+        self._token = token
+
+        self.sqs = boto3.client("sqs")
+        secretsmanager = boto3.client("secretsmanager")
+        dlq_url = self.sqs.create_queue(QueueName=DLQ_NAME)["QueueUrl"]
+        dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)})
+        queue_url = self.sqs.create_queue(
+            QueueName=QUEUE_NAME,
+            Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(6 * DELIVER_TIMEOUT_S)},
+        )["QueueUrl"]
+        self.queue_url, self.dlq_url = queue_url, dlq_url
+        webhook = secretsmanager.create_secret(
+            Name="hubspot-destination/webhook",
+            SecretString=json.dumps({"bearerTokens": [], "signingSecrets": [self.signing_secret]}),
+        )
+        hubspot = secretsmanager.create_secret(Name="hubspot-destination/hubspot-token", SecretString=token)
+        os.environ.update(
+            {
+                "QUEUE_URL": queue_url,
+                "WEBHOOK_SECRET_ID": webhook["ARN"],
+                "HUBSPOT_TOKEN_SECRET_ID": hubspot["ARN"],
+                "HUBSPOT_BASE_URL": base_url,
+                "DEAD_LETTER_QUEUE_URL": dlq_url,
+                "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+                "AUDIENCE_PROPERTY_GROUP": AUDIENCE_PROPERTY_GROUP,
+            }
+        )
+        with _handler_output():
+            self.ingest_module = load_handler_module("ingest")
+            self.deliver_module = load_handler_module("deliver")
+        self.hubspot_client = HubSpotClient(lambda refresh=False: self._token, base_url=base_url)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
+
+    def ingest(self, raw_body: bytes, template: dict | None = None) -> dict:
+        """Call the ingest handler as API Gateway would; returns `{"status", "body"}`."""
+        event = proxy_event(raw_body, self.signing_secret, template)
+        with _handler_output():
+            response = self.ingest_module.lambda_handler(event, LambdaContext("IngestFunction", 10))
+        body = response.get("body") or ""
+        try:
+            parsed = json.loads(body)
+        except json.JSONDecodeError:
+            parsed = body
+        return {"status": response["statusCode"], "body": parsed}
+
+    def drain(self) -> dict:
+        """Run the deliver handler until the queue is empty; returns `{"invocations", "hubspot_requests"}`."""
+        mapping = EventSourceMapping(
+            self.sqs, self.queue_url, self.deliver_module.lambda_handler, BATCH_SIZE, DELIVER_TIMEOUT_S
+        )
+        with _handler_output():
+            stats = mapping.drain()
+        client = self.deliver_module._portal()[0] if stats.invocations else None
+        return {"invocations": stats.invocations, "hubspot_requests": client.requests_sent if client else 0}
+
+    def dead_letters(self) -> list[dict]:
+        """The dead-letter queue's messages: `[{"email", "reason", "detail"}]` (read without consuming them)."""
+        letters: list[dict] = []
+        seen: set[str] = set()
+        while True:
+            answer = self.sqs.receive_message(
+                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30
+            )
+            messages = [m for m in answer.get("Messages", []) if m["MessageId"] not in seen]
+            if not messages:
+                break
+            for message in messages:
+                seen.add(message["MessageId"])
+                attributes = message.get("MessageAttributes", {})
+                try:
+                    email = json.loads(message["Body"]).get("email")
+                except (json.JSONDecodeError, AttributeError):
+                    email = None
+                letters.append(
+                    {
+                        "email": email,
+                        "reason": attributes.get(REASON_ATTRIBUTE, {}).get("StringValue", "REDRIVEN"),
+                        "detail": attributes.get(DETAIL_ATTRIBUTE, {}).get("StringValue", ""),
+                    }
+                )
+        return letters
+
+    def hubspot_state(self, emails: list[str]) -> dict:
+        """The contacts and custom properties as HubSpot now holds them.
+
+        With the emulator: its whole state. With a real portal: the given emails read back, and the
+        properties of the audience property group.
+        """
+        if self.emulator is not None:
+            snapshot = self.emulator.snapshot()
+            contacts = [
+                {"id": c["id"], "email": c["properties"].get("email"), "properties": c["properties"]}
+                for c in snapshot["contacts"]
+            ]
+            return {"contacts": contacts, "properties": snapshot["properties"]}
+        contacts = []
+        properties = [p for p in self.hubspot_client.list_properties() if p.get("groupName") == AUDIENCE_PROPERTY_GROUP]
+        names = sorted({"firstname", "lastname", "address", "city", "country"} | {p["name"] for p in properties})
+        for start in range(0, len(emails), 100):
+            for record in self.hubspot_client.batch_read_contacts_by_email(emails[start : start + 100], names):
+                props = record.get("properties", {})
+                contacts.append({"id": record["id"], "email": props.get("email"), "properties": props})
+        return {"contacts": contacts, "properties": properties}
+
+
+def replay(path: Path, hubspot_url: str | None = None, portal: dict | None = None) -> ReplayResult:
+    """Run FILE through the whole local pipeline and return what happened.
+
+    Raises:
+        ValueError: FILE is not JSON, or a real portal was asked for without `HUBSPOT_ACCESS_TOKEN`.
+    """
+    raw_body, template = read_request(path)
+    with LocalPipeline(hubspot_url=hubspot_url, portal=portal) as pipeline:
+        ingest = pipeline.ingest(raw_body, template)
+        delivery = pipeline.drain()
+        dead_letters = pipeline.dead_letters()
+        emails = sorted({m for m in _accepted_emails(raw_body)})
+        hubspot = pipeline.hubspot_state(emails)
+    return ReplayResult(ingest=ingest, delivery=delivery, dead_letters=dead_letters, hubspot=hubspot)
+
+
+def _accepted_emails(raw_body: bytes) -> list[str]:
+    from hubspot_destination.identity import emails_in_identity_map
+
+    try:
+        profiles = json.loads(raw_body).get("profiles") or []
+    except (json.JSONDecodeError, AttributeError):
+        return []
+    emails: list[str] = []
+    for profile in profiles:
+        if isinstance(profile, dict) and isinstance(profile.get("identityMap"), dict):
+            emails.extend(emails_in_identity_map(profile["identityMap"]))
+    return emails

@@ -1,0 +1,114 @@
+from datetime import UTC, datetime
+
+from hubspot_destination.delivery import coalesce
+from hubspot_destination.ingest import split_profiles
+from hubspot_destination.models import ActivationRequest, AudienceUpdate, ProfileUpdate
+from hubspot_destination.queue import chunk_bodies, decode_update
+
+NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
+
+
+def profile(email, attributes=None, audiences=None):
+    return {
+        "identityMap": {"email": [{"id": email}]},
+        "attributes": attributes or {},
+        "segmentMembership": {"ups": audiences or {}},
+    }
+
+
+def split(*profiles, audiences=None):
+    request = ActivationRequest.model_validate({"profiles": list(profiles), "audiences": audiences or {}})
+    bodies, rejected = split_profiles(request, "req-1", NOW, 1_048_576)
+    return [decode_update(body) for body in bodies], rejected
+
+
+def test_attribute_forms_and_clearing_policy():  # B12
+    [update], _ = split(
+        profile(
+            "user10@example.com",
+            {"firstname": {"value": ""}, "lastname": {"value": None}, "city": {}, "country": None, "zip": "02134"},
+        )
+    )
+    assert update.attributes == {"firstname": "", "zip": "02134"}
+
+
+def test_audience_name_falls_back_to_the_audiences_map_then_the_id():
+    memberships = {
+        "a1": {"status": "realized", "lastQualificationTime": "2025-03-04T10:00:00Z", "name": "From membership"},
+        "a2": {"status": "exited", "lastQualificationTime": "2025-03-04T10:00:00.000+0000"},
+        "a3": {"status": "existing", "lastQualificationTime": "2025-03-04T10:00:00+00:00"},
+    }
+    [update], _ = split(profile("a@example.com", audiences=memberships), audiences={"a2": {"name": "From map"}})
+    assert {k: v.name for k, v in update.audiences.items()} == {"a1": "From membership", "a2": "From map", "a3": "a3"}
+
+
+def test_rejections_are_per_index_with_reasons():
+    bad_status = {"a1": {"status": "gone", "lastQualificationTime": "2025-03-04T10:00:00Z"}}
+    bad_time = {"a1": {"status": "realized", "lastQualificationTime": "yesterday"}}
+    updates, rejected = split(
+        profile("ok@example.com"),
+        profile("user2@example.con"),
+        profile("x@example.com", audiences=bad_status),
+        profile("y@example.com", audiences=bad_time),
+        profile("z@example.com", attributes={"firstname": {"value": {"nested": 1}}}),
+        {"attributes": {}},
+    )
+    assert [u.email for u in updates] == ["ok@example.com"]
+    assert [(r.index, r.reason) for r in rejected] == [
+        (1, "INVALID_EMAIL"),
+        (2, "INVALID_MEMBERSHIP"),
+        (3, "INVALID_MEMBERSHIP"),
+        (4, "INVALID_ATTRIBUTE"),
+        (5, "INVALID_PROFILE"),
+    ]
+
+
+def test_oversized_profile_is_rejected_not_enqueued():
+    request = ActivationRequest.model_validate({"profiles": [profile("a@example.com", {"bio": "x" * 5000})]})
+    bodies, rejected = split_profiles(request, "req", NOW, 2048)
+    assert bodies == []
+    assert rejected[0].reason == "PROFILE_TOO_LARGE"
+
+
+def test_chunks_respect_ten_entries_and_the_byte_limit():
+    bodies = ["x" * 100] * 25
+    assert [len(c) for c in chunk_bodies(bodies, 10_000)] == [10, 10, 5]
+    assert [len(c) for c in chunk_bodies(bodies, 250)] == [2] * 12 + [1]
+
+
+def update(email, seconds, attributes=None, audiences=None):
+    return ProfileUpdate(
+        email=email,
+        attributes=attributes or {},
+        audiences={
+            k: AudienceUpdate(status=s, qualified_at=datetime(2025, 3, 4, 10, 0, q, tzinfo=UTC), name="High Value")
+            for k, (s, q) in (audiences or {}).items()
+        },
+        observed_at=datetime(2025, 3, 4, 11, 0, seconds, tzinfo=UTC),
+        request_id="r",
+    )
+
+
+def test_coalesce_merges_one_contact_field_by_field_newest_wins():  # B1
+    contacts = coalesce(
+        [
+            ("m2", update("user1@example.com", 5, {"city": "Leeds"}, {"aud-1": ("exited", 5)})),
+            ("m1", update("user1@example.com", 0, {"firstname": "Ann", "city": "York"}, {"aud-1": ("realized", 0)})),
+            ("m3", update("other@example.com", 1)),
+        ]
+    )
+    assert set(contacts) == {"user1@example.com", "other@example.com"}
+    merged = contacts["user1@example.com"]
+    assert merged.update.attributes == {"firstname": "Ann", "city": "Leeds"}
+    assert merged.update.audiences["aud-1"].status == "exited"
+    assert sorted(merged.message_ids) == ["m1", "m2"]
+
+
+def test_older_qualification_does_not_override_a_newer_status():
+    contacts = coalesce(
+        [
+            ("new", update("u@example.com", 0, audiences={"aud-1": ("exited", 30)})),
+            ("late", update("u@example.com", 9, audiences={"aud-1": ("realized", 10)})),
+        ]
+    )
+    assert contacts["u@example.com"].update.audiences["aud-1"].status == "exited"
