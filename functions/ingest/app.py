@@ -101,7 +101,7 @@ def aws_unavailable(error: Exception) -> Response:
 
 
 @app.not_found
-def not_found(_error) -> Response:
+def not_found(_exc: Exception) -> Response:
     """Unknown path or method: a JSON 404 like every other error."""
     return _error(404, "NOT_FOUND", "POST /v1/activations is the only route")
 

@@ -36,6 +36,7 @@ MAX_RECEIVE_COUNT = 8
 BATCH_SIZE = 100
 DELIVER_TIMEOUT_S = 60
 AUDIENCE_PROPERTY_GROUP = "aep_audiences"
+WEBHOOK_SECRET_NAME = "hubspot-destination/webhook"
 
 
 @dataclass
@@ -180,10 +181,8 @@ class LocalPipeline:
             Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(6 * DELIVER_TIMEOUT_S)},
         )["QueueUrl"]
         self.queue_url, self.dlq_url = queue_url, dlq_url
-        webhook = secretsmanager.create_secret(
-            Name="hubspot-destination/webhook",
-            SecretString=json.dumps({"bearerTokens": [], "signingSecrets": [self.signing_secret]}),
-        )
+        webhook = secretsmanager.create_secret(Name=WEBHOOK_SECRET_NAME, SecretString="{}")
+        self.set_sender_credentials(bearer_tokens=[], signing_secrets=[self.signing_secret])
         hubspot = secretsmanager.create_secret(Name="hubspot-destination/hubspot-token", SecretString=token)
         os.environ.update(
             {
@@ -201,6 +200,14 @@ class LocalPipeline:
             self.deliver_module = load_handler_module("deliver")
         self.hubspot_client = HubSpotClient(lambda refresh=False: self._token, base_url=base_url)
         return self
+
+    def set_sender_credentials(self, bearer_tokens: list[str], signing_secrets: list[str]) -> None:
+        """Replace the webhook secret (as a rotation in Secrets Manager would) and drop cached copies."""
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId=WEBHOOK_SECRET_NAME,
+            SecretString=json.dumps({"bearerTokens": bearer_tokens, "signingSecrets": signing_secrets}),
+        )
+        parameters.clear_caches()
 
     def __exit__(self, *exc_info) -> None:
         self._stack.close()

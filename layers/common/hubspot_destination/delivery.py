@@ -208,8 +208,8 @@ class Deliverer:
             metrics.add_metric(name="HubSpotThrottled", unit=MetricUnit.Count, value=1)
             wait_ms = error.retry_after_s * 1000 if error.retry_after_s else (error.rate_limit.interval_ms or 10_000)
             if error.policy_name != "DAILY" and self._has_time(wait_ms):
-                time.sleep(wait_ms / 1000)
-                return contacts
+                time.sleep(wait_ms / 1000)  # the burst window rolls over; bounded by the invocation's time
+                return self._upsert(contacts)
             self._retry_all(contacts, "RATE_LIMITED", str(error))
             return []
         except HubSpotRequestError as error:

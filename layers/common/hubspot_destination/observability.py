@@ -6,11 +6,19 @@ log `email_hash(email)` instead.
 """
 
 import hashlib
+import os
 
 from aws_lambda_powertools import Logger, Metrics
 
-logger = Logger()
-metrics = Metrics()
+SERVICE = "hubspot-destination"
+NAMESPACE = "HubSpotDestination"
+
+# The template sets the POWERTOOLS_* variables; the defaults keep local runs and tests valid too.
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE))
+metrics = Metrics(
+    service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE),
+)
 
 
 def email_hash(email: str) -> str:

@@ -1,0 +1,47 @@
+"""Shared fixtures: the local pipeline (moto SQS and Secrets Manager, the HubSpot emulator over loopback,
+both handlers loaded as at a cold start) and the sample events."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hubspot_local.pipeline import LocalPipeline
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+
+@pytest.fixture
+def activation_body() -> bytes:
+    """The sample AEP profile export."""
+    return (EVENTS / "activation.json").read_bytes()
+
+
+@pytest.fixture
+def pipeline(monkeypatch):
+    """A fresh local pipeline per test (environment variables restored afterwards)."""
+    for name in list(__import__("os").environ):
+        if name.startswith(("QUEUE_", "WEBHOOK_", "HUBSPOT_", "DEAD_LETTER_", "MAX_", "AUDIENCE_", "AWS_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+    with LocalPipeline() as running:
+        yield running
+
+
+def queued_messages(pipeline, queue_url=None) -> list[dict]:
+    """Every message on a queue (made visible again afterwards is not needed: tests read once)."""
+    messages: list[dict] = []
+    while True:
+        answer = pipeline.sqs.receive_message(
+            QueueUrl=queue_url or pipeline.queue_url,
+            MaxNumberOfMessages=10,
+            MessageAttributeNames=["All"],
+            VisibilityTimeout=60,
+        )
+        if not answer.get("Messages"):
+            return messages
+        messages.extend(answer["Messages"])
+
+
+def bodies(messages: list[dict]) -> list[dict]:
+    return [json.loads(m["Body"]) for m in messages]
