@@ -5,6 +5,7 @@ hubspot-destination emulator [--port N] [--token T] [--portal FILE]
 """
 
 import argparse
+import io
 import json
 import sys
 import threading
@@ -47,7 +48,8 @@ def _print_summary(result: ReplayResult) -> None:
 
 def _replay(args: argparse.Namespace) -> int:
     portal = load_portal(args.portal) if args.portal else None
-    result = replay(Path(args.file), hubspot_url=args.hubspot_url, portal=portal)
+    output = sys.stderr if args.verbose else io.StringIO()
+    result = replay(Path(args.file), hubspot_url=args.hubspot_url, portal=portal, handler_output=output)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))
     else:
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     replay_cmd.add_argument("--hubspot-url", help="write to this HubSpot instead (token from HUBSPOT_ACCESS_TOKEN)")
     replay_cmd.add_argument("--portal", help="pre-load the emulator's portal from this JSON file")
+    replay_cmd.add_argument("--verbose", action="store_true", help="show the handlers' logs and metrics on stderr")
     replay_cmd.set_defaults(run=_replay)
 
     emulator_cmd = commands.add_parser("emulator", help="run the HubSpot emulator alone")

@@ -13,9 +13,9 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
@@ -36,7 +36,7 @@ MAX_RECEIVE_COUNT = 8
 BATCH_SIZE = 100
 DELIVER_TIMEOUT_S = 60
 AUDIENCE_PROPERTY_GROUP = "aep_audiences"
-WEBHOOK_SECRET_NAME = "hubspot-destination/webhook"
+WEBHOOK_SECRET_NAME = "hubspot-destination/webhook"  # noqa: S105 - a secret's name, not its value
 
 
 @dataclass
@@ -120,13 +120,6 @@ def read_request(path: Path) -> tuple[bytes, dict | None]:
     return raw, None
 
 
-@contextlib.contextmanager
-def _handler_output() -> Iterator[None]:
-    # Powertools writes logs and metrics to stdout; keep stdout for the CLI's own output.
-    with contextlib.redirect_stdout(sys.stderr):
-        yield
-
-
 class LocalPipeline:
     """moto + emulator + both handlers; use as a context manager.
 
@@ -135,11 +128,18 @@ class LocalPipeline:
             read from `HUBSPOT_ACCESS_TOKEN`).
         portal: emulator pre-load (`--portal FILE` contents).
         emulator: an emulator to use instead of starting one (tests pass one with faults or scopes).
+        handler_output: where the handlers' logs and metrics go (Powertools writes them to stdout, which
+            stays the CLI's own); stderr by default.
     """
 
     def __init__(
-        self, hubspot_url: str | None = None, portal: dict | None = None, emulator: HubSpotEmulator | None = None
+        self,
+        hubspot_url: str | None = None,
+        portal: dict | None = None,
+        emulator: HubSpotEmulator | None = None,
+        handler_output: TextIO | None = None,
     ):
+        self._handler_output = handler_output or sys.stderr
         self._hubspot_url = hubspot_url
         self._portal = portal
         self.emulator = emulator
@@ -195,7 +195,7 @@ class LocalPipeline:
                 "AUDIENCE_PROPERTY_GROUP": AUDIENCE_PROPERTY_GROUP,
             }
         )
-        with _handler_output():
+        with contextlib.redirect_stdout(self._handler_output):
             self.ingest_module = load_handler_module("ingest")
             self.deliver_module = load_handler_module("deliver")
         self.hubspot_client = HubSpotClient(lambda refresh=False: self._token, base_url=base_url)
@@ -215,7 +215,7 @@ class LocalPipeline:
     def ingest(self, raw_body: bytes, template: dict | None = None) -> dict:
         """Call the ingest handler as API Gateway would; returns `{"status", "body"}`."""
         event = proxy_event(raw_body, self.signing_secret, template)
-        with _handler_output():
+        with contextlib.redirect_stdout(self._handler_output):
             response = self.ingest_module.lambda_handler(event, LambdaContext("IngestFunction", 10))
         body = response.get("body") or ""
         try:
@@ -229,7 +229,7 @@ class LocalPipeline:
         mapping = EventSourceMapping(
             self.sqs, self.queue_url, self.deliver_module.lambda_handler, BATCH_SIZE, DELIVER_TIMEOUT_S
         )
-        with _handler_output():
+        with contextlib.redirect_stdout(self._handler_output):
             stats = mapping.drain()
         client = self.deliver_module._portal()[0] if stats.invocations else None
         return {"invocations": stats.invocations, "hubspot_requests": client.requests_sent if client else 0}
@@ -284,14 +284,16 @@ class LocalPipeline:
         return {"contacts": contacts, "properties": properties}
 
 
-def replay(path: Path, hubspot_url: str | None = None, portal: dict | None = None) -> ReplayResult:
+def replay(
+    path: Path, hubspot_url: str | None = None, portal: dict | None = None, handler_output: TextIO | None = None
+) -> ReplayResult:
     """Run FILE through the whole local pipeline and return what happened.
 
     Raises:
         ValueError: FILE is not JSON, or a real portal was asked for without `HUBSPOT_ACCESS_TOKEN`.
     """
     raw_body, template = read_request(path)
-    with LocalPipeline(hubspot_url=hubspot_url, portal=portal) as pipeline:
+    with LocalPipeline(hubspot_url=hubspot_url, portal=portal, handler_output=handler_output) as pipeline:
         ingest = pipeline.ingest(raw_body, template)
         delivery = pipeline.drain()
         dead_letters = pipeline.dead_letters()

@@ -359,8 +359,14 @@ def deliver_records(
             logger.error("dead-letter queue refused messages; they stay on the queue", extra={"error": str(error)})
             for message_id in dead:
                 verdicts[message_id] = Verdict("retry", "DEAD_LETTER_FAILED", str(error)[:1000])
-    counts: dict[str, int] = {}
+    counts = {"delivered": 0, "retry": 0, "dead_letter": 0}
     for verdict in verdicts.values():
-        counts[verdict.kind] = counts.get(verdict.kind, 0) + 1
+        counts[verdict.kind] += 1
+    for kind, metric in (
+        ("delivered", "RecordsDelivered"),
+        ("retry", "RecordsRetried"),
+        ("dead_letter", "RecordsDeadLettered"),
+    ):
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=counts[kind])
     logger.info("batch settled", extra={"records": len(records), **counts})
     return verdicts
