@@ -12,13 +12,18 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
-from hubspot_destination.delivery import Deliverer, QueueRecord, deliver_records
+from hubspot_destination.coercion import NumberFormat
+from hubspot_destination.delivery import Deliverer, DeliveryPolicy, QueueRecord, deliver_records
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.observability import logger, metrics
 from hubspot_destination.queue import DeadLetter, send_dead_letters
 from hubspot_destination.settings import SQS_MAX_MESSAGE_BYTES, DeliverSettings
 
 settings = DeliverSettings()
+policy = DeliveryPolicy(
+    strict=settings.strict_properties,
+    number_format=NumberFormat(settings.number_decimal_places, settings.number_thousands_separator),
+)
 # A batch where every record is retried is a normal outcome (e.g. throttling), not an invocation error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -66,7 +71,7 @@ def _dead_letter(letters: list[DeadLetter]) -> None:
 def lambda_handler(event: dict, context) -> dict:
     """SQS batch handler; returns `{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`."""
     client, catalog, audiences = _portal()
-    deliverer = Deliverer(client, catalog, audiences, remaining_ms=context.get_remaining_time_in_millis)
+    deliverer = Deliverer(client, catalog, audiences, context.get_remaining_time_in_millis, policy)
     records = [
         QueueRecord(r["messageId"], r["body"], int(r.get("attributes", {}).get("ApproximateReceiveCount", "1")))
         for r in event.get("Records", [])

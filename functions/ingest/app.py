@@ -78,7 +78,9 @@ def post_activation() -> Response:
 
     request_id = event.request_context.request_id
     received_at = datetime.fromtimestamp(event.request_context.request_time_epoch / 1000, tz=UTC)
-    bodies, rejected = split_profiles(request, request_id, received_at, settings.max_message_bytes)
+    bodies, rejected = split_profiles(
+        request, request_id, received_at, settings.max_message_bytes, null_clears=settings.null_clears
+    )
     try:
         send_updates(_sqs(), settings.queue_url, bodies, settings.max_message_bytes)
     except EnqueueError as error:

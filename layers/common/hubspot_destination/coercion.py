@@ -18,8 +18,9 @@ https://developers.hubspot.com/docs/api-reference/crm-properties-v3/guide#proper
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
@@ -39,17 +40,28 @@ class CoercionError(ValueError):
         self.code = code
 
 
+@dataclass(frozen=True)
+class NumberFormat:
+    """How numbers are rendered: `decimal_places` rounds (half to even) when set; `thousands_separator`
+    is stripped from text only when set (an explicit locale choice), otherwise `1,204` is refused."""
+
+    decimal_places: int | None = None
+    thousands_separator: str | None = None
+
+
 def is_read_only(prop: dict) -> bool:
     """True for calculated properties and those whose `modificationMetadata.readOnlyValue` is set."""
     return bool(prop.get("calculated")) or bool((prop.get("modificationMetadata") or {}).get("readOnlyValue"))
 
 
-def _plain_decimal(value: Any) -> str:
+def _plain_decimal(value: Any, number_format: NumberFormat) -> str:
     if isinstance(value, bool):
         raise CoercionError("INVALID_NUMBER", f"{value!r} is a boolean, not a number")
     if isinstance(value, float) and not math.isfinite(value):
         raise CoercionError("INVALID_NUMBER", f"{value!r} is not a finite number")
     text = repr(value) if isinstance(value, float) else str(value).strip()
+    if number_format.thousands_separator:
+        text = text.replace(number_format.thousands_separator, "")
     if "," in text or "_" in text:
         raise CoercionError("INVALID_NUMBER", f"{text!r} has separators; send a plain decimal")
     try:
@@ -58,6 +70,8 @@ def _plain_decimal(value: Any) -> str:
         raise CoercionError("INVALID_NUMBER", f"{text!r} is not a number") from None
     if not number.is_finite():
         raise CoercionError("INVALID_NUMBER", f"{text!r} is not a finite number")
+    if number_format.decimal_places is not None:
+        number = number.quantize(Decimal(1).scaleb(-number_format.decimal_places), rounding=ROUND_HALF_EVEN)
     rendered = format(number, "f")
     if "." in rendered:
         rendered = rendered.rstrip("0").rstrip(".")
@@ -107,12 +121,13 @@ def _epoch_ms(moment: datetime) -> str:
     return str(int(moment.timestamp() * 1000))
 
 
-def coerce(value: Any, prop: dict) -> str:
+def coerce(value: Any, prop: dict, number_format: NumberFormat = NumberFormat()) -> str:
     """Render one attribute value for a HubSpot property, as the string HubSpot expects.
 
     Args:
         value: the unwrapped attribute value (str, int, float, bool, or a list for checkboxes).
         prop: the property object as the Properties API returns it (`type`, `fieldType`, `options`, ...).
+        number_format: rounding and separator policy for `number` properties.
 
     Raises:
         CoercionError: with HubSpot's error code (`READ_ONLY_VALUE`, `INVALID_OPTION`, `INVALID_NUMBER`,
@@ -133,7 +148,7 @@ def coerce(value: Any, prop: dict) -> str:
     if kind == "enumeration":
         return _option(value, prop)
     if kind == "number":
-        return _plain_decimal(value)
+        return _plain_decimal(value, number_format)
     if kind == "date":
         moment = _timestamp(value)
         return _epoch_ms(datetime.combine(moment.date(), datetime.min.time(), tzinfo=UTC))
@@ -143,5 +158,5 @@ def coerce(value: Any, prop: dict) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return _plain_decimal(value)
+        return _plain_decimal(value, NumberFormat())
     return str(value)

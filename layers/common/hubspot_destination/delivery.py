@@ -22,7 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
-from hubspot_destination.coercion import CoercionError, coerce
+from hubspot_destination.coercion import CoercionError, NumberFormat, coerce
 from hubspot_destination.hubspot.client import (
     BATCH_LIMIT,
     HubSpotAuthError,
@@ -118,6 +118,18 @@ def property_errors(error_body: dict) -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Choices an operator makes (README, "Configuration").
+
+    `strict`: a profile with an unknown, read-only or invalid attribute is dead-lettered (`INVALID_VALUE`)
+    instead of being written without that field. `number_format`: rounding and separators for numbers.
+    """
+
+    strict: bool = False
+    number_format: NumberFormat = field(default_factory=NumberFormat)
+
+
 class Deliverer:
     """Writes contacts to one HubSpot portal.
 
@@ -126,6 +138,7 @@ class Deliverer:
         catalog: the portal's contact properties (cached).
         audiences: ensures audience properties.
         remaining_ms: milliseconds left in this invocation (`context.get_remaining_time_in_millis`).
+        policy: strict mode and number format.
     """
 
     def __init__(
@@ -134,11 +147,13 @@ class Deliverer:
         catalog: PropertyCatalog,
         audiences: AudienceProperties,
         remaining_ms: Callable[[], int],
+        policy: DeliveryPolicy = DeliveryPolicy(),
     ):
         self._client = client
         self._catalog = catalog
         self._audiences = audiences
         self._remaining_ms = remaining_ms
+        self._policy = policy
         self._catalog_refreshed = False
 
     # -- building inputs -------------------------------------------------------------------------
@@ -152,7 +167,7 @@ class Deliverer:
                 self._drop(contact, name, "PROPERTY_DOESNT_EXIST", "no such contact property in the portal")
                 continue
             try:
-                properties[name] = coerce(value, prop)
+                properties[name] = coerce(value, prop, self._policy.number_format)
             except CoercionError as error:
                 self._drop(contact, name, error.code, str(error))
         for audience_id, status in contact.update.audiences.items():
@@ -160,14 +175,16 @@ class Deliverer:
                 properties[audience_names[audience_id]] = status.status
         contact.properties = properties
 
-    @staticmethod
-    def _drop(contact: ContactWrite, name: str, code: str, detail: str) -> None:
-        """A field HubSpot cannot take is left out; the rest of the contact is still written."""
+    def _drop(self, contact: ContactWrite, name: str, code: str, detail: str) -> None:
+        """A field HubSpot cannot take is left out and the rest of the contact is still written; in strict
+        mode the whole profile is dead-lettered instead."""
         metrics.add_metric(name="AttributesDropped", unit=MetricUnit.Count, value=1)
         logger.warning(
             "attribute dropped",
             extra={"contact": email_hash(contact.email), "property": name, "code": code, "detail": detail},
         )
+        if self._policy.strict and contact.verdict is None:
+            contact.verdict = Verdict("dead_letter", "INVALID_VALUE", f"{name}: {code}: {detail}"[:1000])
 
     # -- sending ---------------------------------------------------------------------------------
     def _has_time(self, wait_ms: float = 0) -> bool:
@@ -193,7 +210,7 @@ class Deliverer:
         for name, code in problems.items():
             self._drop(contact, name, code, "refused by HubSpot")
             contact.properties.pop(name, None)
-        return True
+        return contact.verdict is None
 
     def _upsert(self, contacts: list[ContactWrite]) -> list[ContactWrite]:
         """One `batch/upsert` call; returns the contacts to send again (bad fields removed)."""
@@ -267,9 +284,9 @@ class Deliverer:
             metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
             logger.error("audience status not written", extra={"audience": audience_id})
 
-        pending = list(contacts.values())
-        for contact in pending:
+        for contact in contacts.values():
             self._build_properties(contact, resolution.names)
+        pending = [contact for contact in contacts.values() if contact.verdict is None]
         for _ in range(_MAX_ROUNDS):
             if not pending:
                 break
@@ -283,7 +300,18 @@ class Deliverer:
             pending = again
         for contact in pending:
             contact.verdict = Verdict("dead_letter", "INVALID_VALUE", "HubSpot kept refusing this contact's values")
+        self._flag_conflicts(contacts.values(), resolution.conflicts)
         return self._verdicts(contacts.values())
+
+    @staticmethod
+    def _flag_conflicts(contacts: Iterable[ContactWrite], conflicts: dict[str, str]) -> None:
+        """A contact written without an audience's status (its property has an incompatible type) is also
+        dead-lettered as `PROPERTY_CONFLICT`, so a redrive after fixing the property completes it."""
+        for contact in contacts:
+            missing = [audience_id for audience_id in contact.update.audiences if audience_id in conflicts]
+            if missing and contact.verdict == DELIVERED:
+                detail = "written without these audiences' status: " + "; ".join(conflicts[a] for a in missing)
+                contact.verdict = Verdict("dead_letter", "PROPERTY_CONFLICT", detail[:1000])
 
     @staticmethod
     def _verdicts(contacts: Iterable[ContactWrite]) -> dict[str, Verdict]:

@@ -16,7 +16,6 @@ from hubspot_destination.models import (
     Profile,
     ProfileUpdate,
     Rejection,
-    unwrap_attribute,
 )
 from hubspot_destination.queue import encode_update
 
@@ -45,12 +44,28 @@ def _audiences(profile: Profile, request: ActivationRequest) -> dict[str, Audien
     return updates
 
 
-def _attributes(profile: Profile) -> dict[str, object]:
-    """Unwrapped attribute values; `{}`, `null` and `{"value": null}` are left out (HubSpot untouched)."""
+def _attributes(profile: Profile, null_clears: bool) -> dict[str, object]:
+    """Unwrapped attribute values (clearing policy, reference bug-cases.md B12).
+
+    Freeform attributes arrive as `{"value": x}` and predefined ones plain. `{}` means "no value on the
+    profile" and is left out, so HubSpot is untouched; so is `null` (plain or wrapped), which HubSpot
+    ignores, unless `null_clears` (mirror mode) turns it into `""`, which clears the HubSpot value.
+
+    Raises:
+        ValueError: a value that is not a string, number, boolean or list of them.
+    """
     values: dict[str, object] = {}
     for name, raw in profile.attributes.items():
-        present, value = unwrap_attribute(raw)
-        if not present:
+        value = raw
+        if isinstance(raw, dict):
+            if not raw:
+                continue
+            if "value" not in raw:
+                raise ValueError(f'attributes.{name}: expected a plain value or {{"value": ...}}')
+            value = raw["value"]
+        if value is None:
+            if null_clears:
+                values[name] = ""
             continue
         if not (_is_scalar(value) or (isinstance(value, list) and all(_is_scalar(item) for item in value))):
             raise ValueError(f"attributes.{name}: expected a string, number, boolean or a list of them")
@@ -59,7 +74,11 @@ def _attributes(profile: Profile) -> dict[str, object]:
 
 
 def split_profiles(
-    request: ActivationRequest, request_id: str, received_at: datetime, max_message_bytes: int
+    request: ActivationRequest,
+    request_id: str,
+    received_at: datetime,
+    max_message_bytes: int,
+    null_clears: bool = False,
 ) -> tuple[list[str], list[Rejection]]:
     """Validate each profile of a request and encode the accepted ones as queue message bodies.
 
@@ -69,6 +88,7 @@ def split_profiles(
         received_at: when the request arrived; profile `i` is stamped `received_at + i µs` so that
             later profiles of the same request win when the same contact appears twice.
         max_message_bytes: the queue's largest message, in bytes.
+        null_clears: mirror mode: `null` attributes clear the HubSpot value instead of leaving it untouched.
 
     Returns:
         `(bodies, rejections)`: one JSON body per accepted profile, and one rejection per refused index.
@@ -89,7 +109,7 @@ def split_profiles(
             rejections.append(Rejection(index=index, reason="INVALID_EMAIL", detail=str(error)))
             continue
         try:
-            attributes = _attributes(profile)
+            attributes = _attributes(profile, null_clears)
         except ValueError as error:
             rejections.append(Rejection(index=index, reason="INVALID_ATTRIBUTE", detail=str(error)))
             continue

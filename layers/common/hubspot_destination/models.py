@@ -6,7 +6,7 @@ Each profile is validated on its own, so one bad profile is a per-index rejectio
 """
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
 
@@ -112,17 +112,3 @@ class ErrorBody(BaseModel):
 
     error: str
     detail: str
-
-
-def unwrap_attribute(value: Any) -> tuple[bool, Any]:
-    """Unwrap one AEP attribute value: `(present, value)`.
-
-    Freeform attributes arrive as `{"value": x}` and `{}` means "no value on the profile"; predefined
-    ones arrive plain. `None` (plain or wrapped) is treated like absent: HubSpot ignores `null`, and
-    clearing a value takes an explicit `""` (reference bug-cases.md B12).
-    """
-    if isinstance(value, dict):
-        if not value or "value" not in value:
-            return (False, None) if not value else (True, value)
-        value = value["value"]
-    return (value is not None, value)

@@ -34,6 +34,11 @@ class IngestSettings(BaseSettings):
     max_profiles_per_request: int = Field(default=10_000, alias="MAX_PROFILES_PER_REQUEST", ge=1)
     signature_tolerance_seconds: int = Field(default=300, alias="SIGNATURE_TOLERANCE_SECONDS", ge=1)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
+    null_clears: bool = Field(
+        default=False,
+        alias="NULL_CLEARS",
+        description='Mirror mode: a null attribute clears the HubSpot value (sent as ""); off: left untouched.',
+    )
 
 
 class DeliverSettings(BaseSettings):
@@ -59,5 +64,12 @@ class DeliverSettings(BaseSettings):
     dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     max_receive_count: int = Field(default=8, alias="MAX_RECEIVE_COUNT", ge=1)
     max_concurrency: int = Field(default=2, alias="MAX_CONCURRENCY", ge=1)
+    strict_properties: bool = Field(
+        default=False,
+        alias="STRICT_PROPERTIES",
+        description="Dead-letter a profile with an unknown, read-only or invalid attribute instead of dropping it.",
+    )
+    number_decimal_places: int | None = Field(default=None, alias="NUMBER_DECIMAL_PLACES", ge=0, le=20)
+    number_thousands_separator: str | None = Field(default=None, alias="NUMBER_THOUSANDS_SEPARATOR", max_length=1)
     property_cache_seconds: int = Field(default=300, alias="PROPERTY_CACHE_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
