@@ -2,6 +2,7 @@
 both handlers loaded as at a cold start) and the sample events."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,17 @@ def activation_body() -> bytes:
 
 
 @pytest.fixture
-def pipeline(monkeypatch):
-    """A fresh local pipeline per test (environment variables restored afterwards)."""
-    for name in list(__import__("os").environ):
+def pipeline_env(monkeypatch):
+    """The process environment as a local pipeline sets it, restored after the test."""
+    for name in list(os.environ):
         if name.startswith(("QUEUE_", "WEBHOOK_", "HUBSPOT_", "DEAD_LETTER_", "MAX_", "AUDIENCE_", "AWS_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+@pytest.fixture
+def pipeline(pipeline_env):
+    """A fresh local pipeline per test: moto, the emulator, both handlers loaded as at a cold start."""
     with LocalPipeline() as running:
         yield running
 
