@@ -16,13 +16,16 @@ from hubspot_destination.coercion import NumberFormat
 from hubspot_destination.delivery import Deliverer, DeliveryPolicy, QueueRecord, deliver_records
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.observability import logger, metrics
-from hubspot_destination.queue import DeadLetter, send_dead_letters
-from hubspot_destination.settings import SQS_MAX_MESSAGE_BYTES, DeliverSettings
+from hubspot_destination.queue import DeadLetter, requeue, send_dead_letters
+from hubspot_destination.settings import DeliverSettings
 
 settings = DeliverSettings()
 policy = DeliveryPolicy(
     strict=settings.strict_properties,
     number_format=NumberFormat(settings.number_decimal_places, settings.number_thousands_separator),
+    throttle_requeue_s=settings.throttle_requeue_seconds,
+    daily_requeue_s=settings.daily_limit_requeue_seconds,
+    auth_requeue_s=settings.auth_failure_requeue_seconds,
 )
 # A batch where every record is retried is a normal outcome (e.g. throttling), not an invocation error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -53,7 +56,8 @@ def _portal() -> tuple[HubSpotClient, PropertyCatalog, AudienceProperties]:
         base_url=str(settings.hubspot_base_url),
         timeout_s=settings.hubspot_timeout_seconds,
         # Each concurrent invocation takes its share of the portal's burst limit (per 10 s).
-        min_interval_s=10.0 * settings.max_concurrency / settings.hubspot_requests_per_10s,
+        requests_per_10s=settings.hubspot_requests_per_10s,
+        share=settings.max_concurrency,
     )
     catalog = PropertyCatalog(client, ttl_s=settings.property_cache_seconds)
     audiences = AudienceProperties(
@@ -63,7 +67,11 @@ def _portal() -> tuple[HubSpotClient, PropertyCatalog, AudienceProperties]:
 
 
 def _dead_letter(letters: list[DeadLetter]) -> None:
-    send_dead_letters(_sqs(), settings.dead_letter_queue_url, letters, SQS_MAX_MESSAGE_BYTES)
+    send_dead_letters(_sqs(), settings.dead_letter_queue_url, letters, settings.max_message_bytes)
+
+
+def _requeue(bodies_and_delays: list[tuple[str, int]]) -> None:
+    requeue(_sqs(), settings.queue_url, bodies_and_delays, settings.max_message_bytes)
 
 
 @logger.inject_lambda_context
@@ -76,7 +84,7 @@ def lambda_handler(event: dict, context) -> dict:
         QueueRecord(r["messageId"], r["body"], int(r.get("attributes", {}).get("ApproximateReceiveCount", "1")))
         for r in event.get("Records", [])
     ]
-    verdicts = deliver_records(records, deliverer, _dead_letter, settings.max_receive_count)
+    verdicts = deliver_records(records, deliverer, _dead_letter, _requeue, settings.max_receive_count)
 
     def record_handler(record: SQSRecord) -> None:
         verdict = verdicts[record.message_id]

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.observability import logger
 from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
 from hubspot_destination.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator
@@ -160,6 +161,9 @@ class LocalPipeline:
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "HubSpotDestination")
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         stack.enter_context(mock_aws())
+        # Powertools' Logger holds the stream it was created with; point it at the handlers' output too.
+        handler = logger.registered_handler
+        stack.callback(handler.setStream, handler.setStream(self._handler_output))
         parameters.clear_caches()
         if self._own_emulator:
             self.emulator = stack.enter_context(

@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from hubspot_destination.delivery import coalesce
 from hubspot_destination.ingest import split_profiles
 from hubspot_destination.models import ActivationRequest, AudienceUpdate, ProfileUpdate
-from hubspot_destination.queue import chunk_bodies, decode_update
+from hubspot_destination.queue import chunk_entries, decode_update
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -71,9 +71,10 @@ def test_oversized_profile_is_rejected_not_enqueued():
 
 
 def test_chunks_respect_ten_entries_and_the_byte_limit():
-    bodies = ["x" * 100] * 25
-    assert [len(c) for c in chunk_bodies(bodies, 10_000)] == [10, 10, 5]
-    assert [len(c) for c in chunk_bodies(bodies, 250)] == [2] * 12 + [1]
+    entries = [{"MessageBody": "x" * 100}] * 25
+    assert [len(c) for c in chunk_entries(entries, 10_000)] == [10, 10, 5]
+    assert [len(c) for c in chunk_entries(entries, 250)] == [2] * 12 + [1]
+    assert [e["Id"] for e in next(chunk_entries(entries, 250))] == ["0", "1"]
 
 
 def update(email, seconds, attributes=None, audiences=None):

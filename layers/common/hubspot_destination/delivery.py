@@ -6,9 +6,11 @@ coerced by the live property type → `batch/upsert` by email in calls of at mos
 `objectWriteTraceId` → every input accounted for in `results` or `errors` → a `Verdict` for every
 message that contributed to the input.
 
-Verdicts: `delivered`; `retry` (429, 5xx, timeouts, auth faults, unaccounted inputs: SQS redelivers);
-`dead_letter` with a reason code (`INVALID_EMAIL`, `INVALID_VALUE`, `MALFORMED_MESSAGE`,
-`RETRIES_EXHAUSTED`) for what HubSpot will never accept, so it is not retried.
+Verdicts: `delivered`; `requeue` (back-pressure: throttling, the daily limit, a token fault; the message is
+sent again as a new message after a delay, so waiting never burns `maxReceiveCount`); `retry` (5xx,
+timeouts and resets that outlived the client's own retries, unaccounted inputs: a batch item failure, SQS
+redelivers); `dead_letter` with a reason code (`INVALID_EMAIL`, `INVALID_VALUE`, `PROPERTY_CONFLICT`,
+`MALFORMED_MESSAGE`, `RETRIES_EXHAUSTED`) for what HubSpot will never accept, so it is not retried.
 """
 
 import json
@@ -46,9 +48,10 @@ _MAX_ROUNDS = 3
 class Verdict:
     """The fate of one queue message."""
 
-    kind: Literal["delivered", "retry", "dead_letter"]
+    kind: Literal["delivered", "requeue", "retry", "dead_letter"]
     reason: str = ""
     detail: str = ""
+    delay_s: int = 0  # for `requeue`: how long the new message stays hidden, in seconds
 
 
 DELIVERED = Verdict("delivered")
@@ -124,10 +127,15 @@ class DeliveryPolicy:
 
     `strict`: a profile with an unknown, read-only or invalid attribute is dead-lettered (`INVALID_VALUE`)
     instead of being written without that field. `number_format`: rounding and separators for numbers.
+    The `*_requeue_s` delays (seconds, at most 900, SQS's largest `DelaySeconds`) space out the retries of
+    back-pressure: a 10-second burst limit hit with no time left, the daily limit, a refused token.
     """
 
     strict: bool = False
     number_format: NumberFormat = field(default_factory=NumberFormat)
+    throttle_requeue_s: int = 30
+    daily_requeue_s: int = 900
+    auth_requeue_s: int = 300
 
 
 class Deliverer:
@@ -155,6 +163,7 @@ class Deliverer:
         self._remaining_ms = remaining_ms
         self._policy = policy
         self._catalog_refreshed = False
+        self._halt: Verdict | None = None  # set by the daily limit or a token fault: stop calling HubSpot
 
     # -- building inputs -------------------------------------------------------------------------
     def _build_properties(self, contact: ContactWrite, audience_names: dict[str, str]) -> None:
@@ -191,8 +200,32 @@ class Deliverer:
         return self._remaining_ms() - wait_ms > _SETTLE_RESERVE_MS
 
     def _retry_all(self, contacts: Iterable[ContactWrite], reason: str, detail: str) -> None:
+        self._settle_all(contacts, Verdict("retry", reason, detail))
+
+    @staticmethod
+    def _settle_all(contacts: Iterable[ContactWrite], verdict: Verdict) -> None:
         for contact in contacts:
-            contact.verdict = Verdict("retry", reason, detail)
+            contact.verdict = verdict
+
+    def _on_fault(self, contacts: list[ContactWrite], error: HubSpotError) -> None:
+        """Settle contacts after HubSpot failed a call: back-pressure is requeued, never dead-lettered."""
+        policy = self._policy
+        if isinstance(error, HubSpotRateLimited) and error.policy_name == "DAILY":
+            metrics.add_metric(name="HubSpotDailyLimitReached", unit=MetricUnit.Count, value=1)
+            logger.error("HubSpot daily limit reached: pausing", extra={"pause_s": policy.daily_requeue_s})
+            self._client.pause(policy.daily_requeue_s)
+            self._halt = Verdict("requeue", "DAILY_LIMIT", str(error), policy.daily_requeue_s)
+            self._settle_all(contacts, self._halt)
+        elif isinstance(error, HubSpotRateLimited):
+            self._settle_all(contacts, Verdict("requeue", "RATE_LIMITED", str(error), policy.throttle_requeue_s))
+        elif isinstance(error, HubSpotAuthError):
+            # A configuration fault (revoked token, missing scope) must not empty the queue into the DLQ.
+            metrics.add_metric(name="HubSpotAuthFailures", unit=MetricUnit.Count, value=1)
+            logger.error("HubSpot refused the token", extra={"status": error.status, "category": error.category})
+            self._halt = Verdict("requeue", "HUBSPOT_AUTH", str(error), policy.auth_requeue_s)
+            self._settle_all(contacts, self._halt)
+        else:
+            self._retry_all(contacts, "HUBSPOT_UNAVAILABLE", str(error))
 
     def _settle_input_error(self, contact: ContactWrite, error_body: dict) -> bool:
         """Apply one input's error: True when the input should be sent again without the bad fields."""
@@ -214,6 +247,9 @@ class Deliverer:
 
     def _upsert(self, contacts: list[ContactWrite]) -> list[ContactWrite]:
         """One `batch/upsert` call; returns the contacts to send again (bad fields removed)."""
+        if self._halt is not None:
+            self._settle_all(contacts, self._halt)
+            return []
         trace_ids = {f"{index}": contact for index, contact in enumerate(contacts)}
         inputs = [
             {"id": c.email, "idProperty": _EMAIL_PROPERTY, "objectWriteTraceId": tid, "properties": c.properties}
@@ -227,7 +263,7 @@ class Deliverer:
             if error.policy_name != "DAILY" and self._has_time(wait_ms):
                 time.sleep(wait_ms / 1000)  # the burst window rolls over; bounded by the invocation's time
                 return self._upsert(contacts)
-            self._retry_all(contacts, "RATE_LIMITED", str(error))
+            self._on_fault(contacts, error)
             return []
         except HubSpotRequestError as error:
             if error.status == 400 and len(contacts) > 1:
@@ -239,7 +275,7 @@ class Deliverer:
             self._retry_all(contacts, "HUBSPOT_ERROR", str(error))
             return []
         except HubSpotError as error:
-            self._retry_all(contacts, "HUBSPOT_UNAVAILABLE", str(error))
+            self._on_fault(contacts, error)
             return []
 
         resend: list[ContactWrite] = []
@@ -266,19 +302,19 @@ class Deliverer:
         contacts = coalesce(updates)
         if not contacts:
             return {}
+        paused_s = self._client.paused_for()
+        if paused_s:
+            detail = "the portal's daily limit was reached; HubSpot is not called until the pause ends"
+            self._settle_all(contacts.values(), Verdict("requeue", "DAILY_LIMIT", detail, int(paused_s) + 1))
+            return self._verdicts(contacts.values())
         newest_names: dict[str, str] = {}
         for contact in contacts.values():
             for audience_id, status in contact.update.audiences.items():
                 newest_names[audience_id] = status.name
         try:
             resolution = self._audiences.resolve(newest_names)
-        except HubSpotAuthError as error:
-            metrics.add_metric(name="HubSpotAuthFailures", unit=MetricUnit.Count, value=1)
-            logger.error("HubSpot refused the token", extra={"status": error.status, "category": error.category})
-            self._retry_all(contacts.values(), "HUBSPOT_AUTH", str(error))
-            return self._verdicts(contacts.values())
         except HubSpotError as error:
-            self._retry_all(contacts.values(), "HUBSPOT_UNAVAILABLE", str(error))
+            self._on_fault(list(contacts.values()), error)
             return self._verdicts(contacts.values())
         for audience_id in resolution.conflicts:
             metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
@@ -347,6 +383,26 @@ def exhaust_retries(verdict: Verdict, receive_count: int, max_receive_count: int
     return verdict
 
 
+_RECORD_METRICS = {
+    "delivered": "RecordsDelivered",
+    "requeue": "RecordsRequeued",
+    "retry": "RecordsRetried",
+    "dead_letter": "RecordsDeadLettered",
+}
+
+
+def _settle_or_retry(
+    verdicts: dict[str, Verdict], message_ids: list[str], send: Callable[[], None], reason: str
+) -> None:
+    """Run `send`; if SQS refuses it, the messages stay on their queue as retries (nothing is lost)."""
+    try:
+        send()
+    except (EnqueueError, BotoCoreError, ClientError) as error:
+        logger.error("SQS refused messages; they stay on the queue", extra={"reason": reason, "error": str(error)})
+        for message_id in message_ids:
+            verdicts[message_id] = Verdict("retry", reason, str(error)[:1000])
+
+
 @dataclass(frozen=True)
 class QueueRecord:
     """One SQS record as the deliver function sees it; `receive_count` is `ApproximateReceiveCount`."""
@@ -360,13 +416,15 @@ def deliver_records(
     records: Sequence[QueueRecord],
     deliverer: Deliverer,
     dead_letter: Callable[[list[DeadLetter]], None],
+    requeue: Callable[[list[tuple[str, int]]], None],
     max_receive_count: int,
 ) -> dict[str, Verdict]:
     """Deliver a batch of queue records and settle every one of them.
 
-    Dead letters are sent with `dead_letter` (their reason and detail as message attributes) and then
-    count as settled; if that call fails they become retries, so a message is never acknowledged
-    before it is either in HubSpot or in the dead-letter queue.
+    Dead letters are sent with `dead_letter` (their reason and detail as message attributes) and requeued
+    records with `requeue` (`(body, delay seconds)`); both then count as settled. If either call fails
+    those records become retries, so a message is never acknowledged before it is in HubSpot, back on
+    the queue or in the dead-letter queue.
 
     Returns:
         `{message id: Verdict}` for every record; `retry` verdicts must be reported as batch item failures.
@@ -381,20 +439,15 @@ def deliver_records(
     dead = [message_id for message_id, verdict in verdicts.items() if verdict.kind == "dead_letter"]
     if dead:
         letters = [DeadLetter(by_id[m].body, verdicts[m].reason, verdicts[m].detail) for m in dead]
-        try:
-            dead_letter(letters)
-        except (EnqueueError, BotoCoreError, ClientError) as error:
-            logger.error("dead-letter queue refused messages; they stay on the queue", extra={"error": str(error)})
-            for message_id in dead:
-                verdicts[message_id] = Verdict("retry", "DEAD_LETTER_FAILED", str(error)[:1000])
-    counts = {"delivered": 0, "retry": 0, "dead_letter": 0}
+        _settle_or_retry(verdicts, dead, lambda: dead_letter(letters), "DEAD_LETTER_FAILED")
+    requeued = [message_id for message_id, verdict in verdicts.items() if verdict.kind == "requeue"]
+    if requeued:
+        items = [(by_id[m].body, verdicts[m].delay_s) for m in requeued]
+        _settle_or_retry(verdicts, requeued, lambda: requeue(items), "REQUEUE_FAILED")
+    counts = dict.fromkeys(_RECORD_METRICS, 0)
     for verdict in verdicts.values():
         counts[verdict.kind] += 1
-    for kind, metric in (
-        ("delivered", "RecordsDelivered"),
-        ("retry", "RecordsRetried"),
-        ("dead_letter", "RecordsDeadLettered"),
-    ):
+    for kind, metric in _RECORD_METRICS.items():
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=counts[kind])
     logger.info("batch settled", extra={"records": len(records), **counts})
     return verdicts

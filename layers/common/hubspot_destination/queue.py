@@ -46,19 +46,20 @@ def decode_update(body: str) -> ProfileUpdate:
     return ProfileUpdate.model_validate_json(body)
 
 
-def chunk_bodies(bodies: Sequence[str], max_batch_bytes: int) -> Iterator[list[str]]:
-    """Group bodies into `SendMessageBatch` calls: ≤ 10 entries and ≤ `max_batch_bytes` bytes each.
+def chunk_entries(entries: Sequence[dict], max_batch_bytes: int) -> Iterator[list[dict]]:
+    """Group `SendMessageBatch` entries into calls of ≤ 10 entries and ≤ `max_batch_bytes` of bodies.
 
-    Every body must itself be at most `max_batch_bytes` bytes (ingest rejects larger profiles).
+    Every body must itself be at most `max_batch_bytes` bytes (ingest rejects larger profiles). Entry
+    `Id`s are renumbered within each call.
     """
-    chunk: list[str] = []
+    chunk: list[dict] = []
     size = 0
-    for body in bodies:
-        length = len(body.encode())
+    for entry in entries:
+        length = len(entry["MessageBody"].encode())
         if chunk and (len(chunk) == SQS_BATCH_ENTRIES or size + length > max_batch_bytes):
             yield chunk
             chunk, size = [], 0
-        chunk.append(body)
+        chunk.append({**entry, "Id": str(len(chunk))})
         size += length
     if chunk:
         yield chunk
@@ -80,15 +81,20 @@ def _send_batch(sqs, queue_url: str, entries: list[dict]) -> None:
         time.sleep(0.05 * 2**attempt)
 
 
-def send_updates(sqs, queue_url: str, bodies: Sequence[str], max_batch_bytes: int) -> None:
-    """Enqueue message bodies with `SendMessageBatch`.
+def send_entries(sqs, queue_url: str, entries: Sequence[dict], max_batch_bytes: int) -> None:
+    """Send `SendMessageBatch` entries (`MessageBody` and optional `DelaySeconds`, `MessageAttributes`).
 
     Raises:
         EnqueueError: when SQS still refuses some entries after retries.
         botocore.exceptions.ClientError: when SQS rejects a whole call.
     """
-    for chunk in chunk_bodies(bodies, max_batch_bytes):
-        _send_batch(sqs, queue_url, [{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)])
+    for chunk in chunk_entries(entries, max_batch_bytes):
+        _send_batch(sqs, queue_url, chunk)
+
+
+def send_updates(sqs, queue_url: str, bodies: Sequence[str], max_batch_bytes: int) -> None:
+    """Enqueue message bodies; raises as `send_entries`."""
+    send_entries(sqs, queue_url, [{"MessageBody": body} for body in bodies], max_batch_bytes)
 
 
 def send_dead_letters(sqs, queue_url: str, letters: Sequence[DeadLetter], max_batch_bytes: int) -> None:
@@ -97,23 +103,29 @@ def send_dead_letters(sqs, queue_url: str, letters: Sequence[DeadLetter], max_ba
     The body is unchanged, so a redrive to the source queue delivers it again after a fix.
 
     Raises:
-        EnqueueError, botocore.exceptions.ClientError: as `send_updates`; the caller must then keep the
-        source messages on their queue (retry) so nothing is lost.
+        as `send_entries`; the caller must then keep the source messages on their queue (retry) so
+        nothing is lost.
     """
-    by_body = {letter.body: letter for letter in letters}
-    for chunk in chunk_bodies(list(by_body), max_batch_bytes):
-        entries = []
-        for i, body in enumerate(chunk):
-            letter = by_body[body]
-            entries.append(
-                {
-                    "Id": str(i),
-                    "MessageBody": body,
-                    "MessageAttributes": {
-                        REASON_ATTRIBUTE: {"DataType": "String", "StringValue": letter.reason},
-                        # SQS attribute values are limited in size; the detail is a summary.
-                        DETAIL_ATTRIBUTE: {"DataType": "String", "StringValue": letter.detail[:1000] or "-"},
-                    },
-                }
-            )
-        _send_batch(sqs, queue_url, entries)
+    entries = [
+        {
+            "MessageBody": letter.body,
+            "MessageAttributes": {
+                REASON_ATTRIBUTE: {"DataType": "String", "StringValue": letter.reason},
+                # SQS attribute values are limited in size; the detail is a summary.
+                DETAIL_ATTRIBUTE: {"DataType": "String", "StringValue": letter.detail[:1000] or "-"},
+            },
+        }
+        for letter in letters
+    ]
+    send_entries(sqs, queue_url, entries, max_batch_bytes)
+
+
+def requeue(sqs, queue_url: str, bodies_and_delays: Sequence[tuple[str, int]], max_batch_bytes: int) -> None:
+    """Send messages back to their queue as new messages, hidden for a delay (seconds, at most 900).
+
+    Used for back-pressure (throttling, a paused portal, a token fault): a new message starts with a
+    receive count of 0, so waiting never burns `maxReceiveCount` toward the dead-letter queue. Raises as
+    `send_entries`; the caller then keeps the original message instead (nothing is lost).
+    """
+    entries = [{"MessageBody": body, "DelaySeconds": min(900, max(0, delay))} for body, delay in bodies_and_delays]
+    send_entries(sqs, queue_url, entries, max_batch_bytes)

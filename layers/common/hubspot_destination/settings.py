@@ -61,6 +61,10 @@ class DeliverSettings(BaseSettings):
     audience_property_group_label: str = Field(
         default="AEP audiences", alias="AUDIENCE_PROPERTY_GROUP_LABEL", min_length=1
     )
+    queue_url: str = Field(alias="QUEUE_URL", min_length=1, description="The activation queue, for requeues.")
+    max_message_bytes: int = Field(
+        default=SQS_MAX_MESSAGE_BYTES, alias="MAX_MESSAGE_BYTES", ge=1024, le=SQS_MAX_MESSAGE_BYTES
+    )
     dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     max_receive_count: int = Field(default=8, alias="MAX_RECEIVE_COUNT", ge=1)
     max_concurrency: int = Field(default=2, alias="MAX_CONCURRENCY", ge=1)
@@ -71,5 +75,8 @@ class DeliverSettings(BaseSettings):
     )
     number_decimal_places: int | None = Field(default=None, alias="NUMBER_DECIMAL_PLACES", ge=0, le=20)
     number_thousands_separator: str | None = Field(default=None, alias="NUMBER_THOUSANDS_SEPARATOR", max_length=1)
+    throttle_requeue_seconds: int = Field(default=30, alias="THROTTLE_REQUEUE_SECONDS", ge=0, le=900)
+    daily_limit_requeue_seconds: int = Field(default=900, alias="DAILY_LIMIT_REQUEUE_SECONDS", ge=0, le=900)
+    auth_failure_requeue_seconds: int = Field(default=300, alias="AUTH_FAILURE_REQUEUE_SECONDS", ge=0, le=900)
     property_cache_seconds: int = Field(default=300, alias="PROPERTY_CACHE_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)

@@ -21,7 +21,8 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 # HubSpot's batch endpoints take at most 100 inputs (reference hubspot-api.md §1.4).
 BATCH_LIMIT = 100
-_TRANSIENT_STATUSES = frozenset({423, 500, 502, 503, 504})
+# 423 locked, 477 migration in progress (with Retry-After), 5xx: pause and retry (reference hubspot-api.md §1.8).
+_TRANSIENT_STATUSES = frozenset({423, 477, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,13 @@ class HubSpotClient:
         base_url: `https://api.hubapi.com`, or the local emulator.
         timeout_s: read timeout per request, in seconds (connect timeout is 5 s at most).
         retries: urllib3 retries for transient faults.
-        min_interval_s: the least time between two requests of this client, in seconds, so an invocation
-            stays within its share of the portal's burst limit.
+        requests_per_10s: the portal's burst limit (its tier), until HubSpot's headers say otherwise.
+        share: how many clients (concurrent invocations) split that budget.
+
+    Pacing (https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines): requests are
+    spaced so this client uses at most `1/share` of the budget; once `X-HubSpot-RateLimit-Max`,
+    `-Remaining` and `-Interval-Milliseconds` arrive, the spacing follows what is really left in the window
+    (another integration may be using the same budget): `interval * share / remaining`.
     """
 
     def __init__(
@@ -131,8 +137,9 @@ class HubSpotClient:
         token: Callable[..., str],
         base_url: str = "https://api.hubapi.com",
         timeout_s: float = 20.0,
-        retries: int = 2,
-        min_interval_s: float = 0.0,
+        retries: int = 3,
+        requests_per_10s: int | None = None,
+        share: int = 1,
         pool: urllib3.PoolManager | None = None,
     ):
         self._token = token
@@ -153,16 +160,33 @@ class HubSpotClient:
         self._pool = pool or urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=min(5.0, timeout_s), read=timeout_s), retries=retry, maxsize=4
         )
-        self._min_interval_s = min_interval_s
+        self._share = max(1, share)
+        self._min_interval_s = 10.0 * self._share / requests_per_10s if requests_per_10s else 0.0
         self._last_request_at = 0.0
+        self._paused_until = 0.0
         self.last_rate_limit = RateLimit()
         self.requests_sent = 0
 
+    def _spacing_s(self) -> float:
+        """Seconds between two requests, from the tier and the latest rate-limit headers."""
+        limit = self.last_rate_limit
+        if not self._min_interval_s or limit.remaining is None or not limit.interval_ms:
+            return self._min_interval_s
+        return max(self._min_interval_s, limit.interval_ms / 1000 * self._share / max(limit.remaining, 1))
+
     def _pace(self) -> None:
-        wait = self._last_request_at + self._min_interval_s - time.monotonic()
+        wait = self._last_request_at + self._spacing_s() - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         self._last_request_at = time.monotonic()
+
+    def pause(self, seconds: float) -> None:
+        """Stop calling HubSpot for `seconds` (e.g. after the DAILY limit); see `paused_for`."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def paused_for(self) -> float:
+        """Seconds left in a pause set by `pause`, 0 when not paused."""
+        return max(0.0, self._paused_until - time.monotonic())
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, dict]:
         """Send one request and return `(status, parsed JSON body)` for a 2xx answer.
@@ -183,7 +207,7 @@ class HubSpotClient:
             except Urllib3Error as error:
                 raise HubSpotTransientError(None, None, message=f"{type(error).__name__}: {error}") from error
             rate_limit = RateLimit.from_headers(response.headers)
-            if rate_limit.max is not None:
+            if rate_limit.remaining is not None:
                 self.last_rate_limit = rate_limit
             try:
                 parsed = json.loads(response.data) if response.data else {}
