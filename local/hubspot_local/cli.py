@@ -2,6 +2,10 @@
 
 hubspot-destination replay FILE [--json] [--hubspot-url URL] [--portal FILE]
 hubspot-destination emulator [--port N] [--token T] [--portal FILE]
+hubspot-destination dead-letters (--stack-name NAME | --dlq-url URL) [--endpoint-url URL] [--region R] [--json]
+    [--limit N] [--show-emails]
+hubspot-destination redrive (--stack-name NAME | --dlq-url URL --queue-url URL) [--endpoint-url URL] [--region R]
+    [--reason CODE ...] [--dry-run] [--json]
 """
 
 import argparse
@@ -11,6 +15,7 @@ import sys
 import threading
 from pathlib import Path
 
+from hubspot_local import dead_letters
 from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator, load_portal
 from hubspot_local.pipeline import EMULATOR_TOKEN, ReplayResult, replay
 
@@ -72,6 +77,66 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _queues(args: argparse.Namespace) -> tuple[object, str, str | None]:
+    """The SQS client, the dead-letter queue URL and the activation queue URL (`None` when not named), from
+    `--stack-name` or from `--dlq-url` and `--queue-url`."""
+    queue_url = getattr(args, "queue_url", None)
+    if args.stack_name:
+        if queue_url:
+            raise ValueError("--queue-url goes with --dlq-url, not with --stack-name")
+        sqs, cloudformation = dead_letters.clients(args.endpoint_url, args.region, "sqs", "cloudformation")
+        urls = dead_letters.stack_queue_urls(cloudformation, args.stack_name)
+        return sqs, urls.dead_letter_queue_url, urls.queue_url
+    (sqs,) = dead_letters.clients(args.endpoint_url, args.region, "sqs")
+    return sqs, args.dlq_url, queue_url
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ValueError("--limit must be at least 1")
+    sqs, dlq_url, _ = _queues(args)
+    letters = dead_letters.list_dead_letters(sqs, dlq_url, limit=args.limit, show_emails=args.show_emails)
+    if args.json:
+        print(json.dumps(dead_letters.listing_as_dict(letters), indent=2))
+        return 0
+    print(f"Dead letters on {dlq_url}: {len(letters)} listed (left on the queue)")
+    for letter in letters:
+        email = letter.email or f"sha256:{letter.email_sha256 or '-'}"
+        print(f"  {letter.message_id}  {letter.sent_at}  receives={letter.receive_count}  {letter.reason}  {email}")
+        if letter.detail:
+            print(f"      {letter.detail}")
+    counts = dead_letters.count_by_reason(letters)
+    print("By reason: " + (", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"))
+    return 0
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    sqs, dlq_url, queue_url = _queues(args)
+    if queue_url is None:
+        raise ValueError("--dlq-url needs --queue-url (the queue to send the dead letters back to)")
+    reasons = frozenset(args.reason) if args.reason else None
+    result = dead_letters.redrive(sqs, dlq_url, queue_url, reasons=reasons, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps({"moved": result.moved, "by_reason": result.by_reason, "dry_run": result.dry_run}))
+        return 0
+    verb = "Would move" if result.dry_run else "Moved"
+    counts = ", ".join(f"{reason} {n}" for reason, n in result.by_reason.items())
+    print(f"{verb} {result.moved} dead letter(s) to {queue_url}" + (f": {counts}" if counts else ""))
+    return 0
+
+
+def _add_queue_arguments(command: argparse.ArgumentParser, *, need_source: bool) -> None:
+    """`--stack-name` or explicit queue URLs, plus where AWS is (`--endpoint-url`, `--region`)."""
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--stack-name", help="read the queue URLs from this CloudFormation stack's outputs")
+    where.add_argument("--dlq-url", help="the dead-letter queue URL")
+    if need_source:
+        command.add_argument("--queue-url", help="the activation queue URL (with --dlq-url)")
+    command.add_argument("--endpoint-url", help="AWS endpoint for SQS and CloudFormation (e.g. a local moto server)")
+    command.add_argument("--region", help="AWS region (default: the configured one)")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (DESIGN.md, CLI contract)."""
     parser = argparse.ArgumentParser(prog="hubspot-destination", description=__doc__.splitlines()[0])
@@ -90,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     emulator_cmd.add_argument("--token", default=EMULATOR_TOKEN, help=f"accepted token (default {EMULATOR_TOKEN})")
     emulator_cmd.add_argument("--portal", help="pre-load the portal from this JSON file")
     emulator_cmd.set_defaults(run=_emulator)
+
+    dead_letters_cmd = commands.add_parser("dead-letters", help="list dead letters (they stay on the queue)")
+    _add_queue_arguments(dead_letters_cmd, need_source=False)
+    dead_letters_cmd.add_argument("--limit", type=int, default=1000, help="list at most N (default 1000)")
+    dead_letters_cmd.add_argument("--show-emails", action="store_true", help="show raw emails (personal data)")
+    dead_letters_cmd.set_defaults(run=_dead_letters)
+
+    redrive_cmd = commands.add_parser("redrive", help="send dead letters back to the activation queue")
+    _add_queue_arguments(redrive_cmd, need_source=True)
+    redrive_cmd.add_argument("--reason", nargs="+", metavar="CODE", help="only dead letters with these reason codes")
+    redrive_cmd.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
+    redrive_cmd.set_defaults(run=_redrive)
     return parser
 
 

@@ -34,7 +34,9 @@ _SCAN_VISIBILITY_SECONDS = 60
 # Long polling (> 0) asks every SQS server, so an empty answer really means "no visible message left".
 _WAIT_SECONDS = 1
 _SQS_BATCH = 10
-_CLIENT_CONFIG = Config(connect_timeout=5, read_timeout=_WAIT_SECONDS + 10, retries={"mode": "standard", "max_attempts": 2})
+_CLIENT_CONFIG = Config(
+    connect_timeout=5, read_timeout=_WAIT_SECONDS + 10, retries={"mode": "standard", "max_attempts": 2}
+)
 
 
 @dataclass(frozen=True)
@@ -175,10 +177,10 @@ class _HeldMessages:
             messages = [m for m in answer.get("Messages", []) if m["MessageId"] not in self.receipts]
             if not messages:
                 return
-            for message in messages:
-                self.receipts[message["MessageId"]] = message["ReceiptHandle"]
-                seen += 1
-                yield message
+            # Held before any is yielded, so `release` gives the whole batch back if the caller stops early.
+            self.receipts.update((m["MessageId"], m["ReceiptHandle"]) for m in messages)
+            seen += len(messages)
+            yield from messages
 
     def delete(self, message: dict) -> None:
         """Delete a held message from the queue for good."""
@@ -196,7 +198,9 @@ class _HeldMessages:
         self.receipts.clear()
 
 
-def list_dead_letters(sqs, dlq_url: str, *, limit: int | None = None, show_emails: bool = False) -> list[DeadLetterView]:
+def list_dead_letters(
+    sqs, dlq_url: str, *, limit: int | None = None, show_emails: bool = False
+) -> list[DeadLetterView]:
     """Read up to `limit` dead letters (all when `None`) without consuming them.
 
     Each message is received with a short visibility timeout, then made visible again as soon as the scan

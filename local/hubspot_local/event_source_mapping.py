@@ -7,17 +7,22 @@ What it imitates (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-para
 list means success; a malformed identifier or a raised exception fails the whole batch); deletion of the
 records that succeeded; and the queue's redrive policy moving a message to the dead-letter queue once it
 has been received `maxReceiveCount` times. Visibility timeouts are shortened to 0 on failure so a local
-run does not wait minutes.
+run does not wait minutes. Delayed messages (requeued by the function for back-pressure) are waited for, up
+to `max_wait_s`.
 """
 
 import hashlib
 import json
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hubspot_local.lambda_runtime import LambdaContext
 
 _RECEIVE_MAX = 10  # ReceiveMessage returns at most 10 messages per call
+_IDLE_POLL_S = 0.25
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +64,7 @@ class EventSourceMapping:
         batch_size: the mapping's `BatchSize`.
         function_timeout_s: the function's timeout, in seconds (the context's deadline).
         max_invocations: a safety stop for a run that never drains.
+        max_wait_s: how long to wait for delayed or in-flight messages once none is visible, in seconds.
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class EventSourceMapping:
         batch_size: int = 100,
         function_timeout_s: float = 60.0,
         max_invocations: int = 1000,
+        max_wait_s: float = 30.0,
     ):
         self._sqs = sqs
         self._queue_url = queue_url
@@ -76,6 +83,7 @@ class EventSourceMapping:
         self._batch_size = batch_size
         self._timeout_s = function_timeout_s
         self._max_invocations = max_invocations
+        self._max_wait_s = max_wait_s
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
         self._queue_arn = attributes["QueueArn"]
         self._region = sqs.meta.region_name
@@ -112,13 +120,26 @@ class EventSourceMapping:
             failed.add(item)
         return failed
 
+    def pending(self) -> int:
+        """Messages on the queue that are not visible yet: delayed or in flight."""
+        names = ["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+        attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=names)["Attributes"]
+        return sum(int(attributes.get(name, 0)) for name in names)
+
     def drain(self) -> DrainStats:
-        """Invoke the handler batch after batch until a poll finds the queue empty."""
+        """Invoke the handler batch after batch until the queue is empty, or only holds messages delayed
+        beyond `max_wait_s`."""
         stats = DrainStats()
+        idle_since = None
         while stats.invocations < self._max_invocations:
             messages = self._poll()
             if not messages:
-                return stats
+                idle_since = idle_since or time.monotonic()
+                if not self.pending() or time.monotonic() - idle_since > self._max_wait_s:
+                    return stats
+                time.sleep(_IDLE_POLL_S)
+                continue
+            idle_since = None
             event = {"Records": [_record(m, self._queue_arn, self._region) for m in messages]}
             batch_ids = {m["MessageId"] for m in messages}
             stats.invocations += 1
@@ -127,6 +148,7 @@ class EventSourceMapping:
             try:
                 failed = self._failed_ids(self._handler(json.loads(json.dumps(event)), context), batch_ids)
             except Exception:  # an invocation error: the whole batch comes back
+                log.exception("the deliver handler raised; the whole batch comes back")
                 failed = batch_ids
             stats.failures += len(failed)
             for message in messages:

@@ -228,10 +228,16 @@ class LocalPipeline:
             parsed = body
         return {"status": response["statusCode"], "body": parsed}
 
-    def drain(self) -> dict:
-        """Run the deliver handler until the queue is empty; returns `{"invocations", "hubspot_requests"}`."""
+    def drain(self, max_wait_s: float = 30.0, function_timeout_s: float = DELIVER_TIMEOUT_S) -> dict:
+        """Run the deliver handler until the queue is empty (delayed messages are waited for up to
+        `max_wait_s` seconds); returns `{"invocations", "hubspot_requests"}`."""
         mapping = EventSourceMapping(
-            self.sqs, self.queue_url, self.deliver_module.lambda_handler, BATCH_SIZE, DELIVER_TIMEOUT_S
+            self.sqs,
+            self.queue_url,
+            self.deliver_module.lambda_handler,
+            BATCH_SIZE,
+            function_timeout_s,
+            max_wait_s=max_wait_s,
         )
         with contextlib.redirect_stdout(self._handler_output):
             stats = mapping.drain()

@@ -235,3 +235,24 @@ def test_unreachable_endpoint_is_a_clear_error(aws: Aws) -> None:
     assert done.returncode == 2
     assert "Could not connect to the endpoint URL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_missing_credentials_is_a_clear_error(aws: Aws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    done = aws.run("dead-letters", "--dlq-url", aws.dlq_url)
+
+    assert done.returncode == 2
+    assert "Unable to locate credentials" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_dlq_url_without_queue_url_is_a_usage_error(aws: Aws) -> None:
+    done = aws.run("redrive", "--dlq-url", aws.dlq_url)
+
+    assert done.returncode == 2
+    assert "--dlq-url needs --queue-url" in done.stderr
+    assert len(aws.drain(aws.dlq_url)) == 4

@@ -1,0 +1,132 @@
+"""Every fault path of delivery, against the emulator's fault injection over real HTTP: nothing is lost,
+back-pressure never reaches the dead-letter queue, and configuration faults do not empty the queue into it."""
+
+import json
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities import parameters
+
+from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
+from hubspot_local.pipeline import EMULATOR_TOKEN, LocalPipeline
+from tests.conftest import queued_messages
+
+PROFILES = [
+    {
+        "identityMap": {"email": [{"id": f"user{i}@example.com"}]},
+        "attributes": {"firstname": {"value": f"User {i}"}},
+        "segmentMembership": {
+            "ups": {"aud-1": {"status": "realized", "lastQualificationTime": "2025-03-04T10:00:00Z"}}
+        },
+    }
+    for i in range(30)
+]
+EMAILS = {f"user{i}@example.com" for i in range(30)}
+
+
+@pytest.fixture
+def fast_requeues(pipeline_env, monkeypatch):
+    monkeypatch.setenv("THROTTLE_REQUEUE_SECONDS", "1")
+    monkeypatch.setenv("HUBSPOT_TIMEOUT_SECONDS", "1")
+
+
+def run_with(emulator, *, drain_kwargs=None):
+    with emulator, LocalPipeline(emulator=emulator) as pipeline:
+        assert pipeline.ingest(json.dumps({"profiles": PROFILES}).encode())["status"] == 202
+        pipeline.drain(**(drain_kwargs or {}))
+        return {
+            "emails": {c["properties"]["email"] for c in emulator.snapshot()["contacts"]},
+            "written": {c["properties"]["email"]: c["properties"] for c in emulator.snapshot()["contacts"]},
+            "dead_letters": pipeline.dead_letters(),
+            "left_on_queue": len(queued_messages(pipeline)) + pipeline_pending(pipeline),
+            "requests": emulator.snapshot()["requests"],
+        }
+
+
+def pipeline_pending(pipeline) -> int:
+    names = ["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
+
+
+def emulator(**kwargs) -> HubSpotEmulator:
+    kwargs.setdefault("tokens", {EMULATOR_TOKEN: PRODUCT_SCOPES})
+    return HubSpotEmulator(**kwargs)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 423, 477])
+def test_server_errors_are_retried_until_every_contact_is_written(fast_requeues, status):
+    outcome = run_with(emulator(faults=FaultConfig(seed=7, error_rates={status: 0.4})))
+    assert outcome["emails"] == EMAILS
+    assert outcome["dead_letters"] == []
+    assert any(r["status"] == status for r in outcome["requests"])
+
+
+def test_connection_resets_are_retried(fast_requeues):
+    outcome = run_with(emulator(faults=FaultConfig(seed=3, reset_rate=0.4)))
+    assert outcome["emails"] == EMAILS
+    assert outcome["dead_letters"] == []
+    assert any(r["status"] is None for r in outcome["requests"])
+
+
+def test_answers_slower_than_the_client_timeout_are_retried(fast_requeues):
+    outcome = run_with(emulator(faults=FaultConfig(seed=5, slow_rate=0.3, slow_seconds=1.5)))
+    assert outcome["emails"] == EMAILS
+    assert outcome["dead_letters"] == []
+
+
+def test_ten_secondly_429_with_no_time_left_is_requeued_not_dead_lettered(fast_requeues):
+    faults = FaultConfig(seed=1, burst_429_rate=0.5, burst_429_length=2)
+    # A 7 s function timeout leaves no room to wait 10 s for the window: the records are requeued.
+    outcome = run_with(emulator(faults=faults), drain_kwargs={"function_timeout_s": 7})
+    assert outcome["emails"] == EMAILS
+    assert outcome["dead_letters"] == []
+    assert any(r["status"] == 429 for r in outcome["requests"])
+
+
+def test_daily_limit_stops_calls_and_keeps_everything_on_the_queue(pipeline_env):
+    outcome = run_with(emulator(daily_limit=3), drain_kwargs={"max_wait_s": 0})
+    assert outcome["dead_letters"] == []
+    assert outcome["left_on_queue"] == len(PROFILES)
+    daily = [r for r in outcome["requests"] if r["status"] == 429]
+    assert len(daily) == 1  # after the DAILY 429, HubSpot is not called again
+
+
+def test_missing_scope_is_a_configuration_fault_that_never_dead_letters(pipeline_env):
+    scopes = PRODUCT_SCOPES - {"crm.schemas.contacts.write"}
+    outcome = run_with(emulator(tokens={EMULATOR_TOKEN: scopes}), drain_kwargs={"max_wait_s": 0})
+    assert outcome["dead_letters"] == []
+    assert outcome["left_on_queue"] == len(PROFILES)
+    assert any(r["status"] == 403 for r in outcome["requests"])
+
+
+def test_rotated_token_is_fetched_again_after_a_401(pipeline_env):
+    hubspot = emulator(
+        tokens={EMULATOR_TOKEN: PRODUCT_SCOPES, "rotated-token": PRODUCT_SCOPES},
+        # The first drain makes 5 requests (properties, groups, group, property, upsert); the 6th is refused.
+        faults=FaultConfig(revoke_token_after=5),
+    )
+    with hubspot, LocalPipeline(emulator=hubspot) as pipeline:
+        first, rest = PROFILES[:5], PROFILES[5:]
+        pipeline.ingest(json.dumps({"profiles": first}).encode())
+        pipeline.drain()  # caches the first token
+        boto3.client("secretsmanager").put_secret_value(
+            SecretId="hubspot-destination/hubspot-token", SecretString="rotated-token"
+        )
+        pipeline.ingest(json.dumps({"profiles": rest}).encode())
+        pipeline.drain()
+        emails = {c["properties"]["email"] for c in hubspot.snapshot()["contacts"]}
+        statuses = [r["status"] for r in hubspot.snapshot()["requests"]]
+        assert pipeline.dead_letters() == []
+    parameters.clear_caches()
+    assert emails == EMAILS
+    assert 401 in statuses
+
+
+def test_other_integration_using_the_budget_is_paced_around(fast_requeues):
+    outcome = run_with(
+        emulator(burst_limit=12, faults=FaultConfig(other_integration_per_window=6)),
+        drain_kwargs={"function_timeout_s": 30},
+    )
+    assert outcome["emails"] == EMAILS
+    assert outcome["dead_letters"] == []
