@@ -22,7 +22,7 @@ def activation_body() -> bytes:
 def pipeline_env(monkeypatch):
     """The process environment as a local pipeline sets it, restored after the test."""
     for name in list(os.environ):
-        if name.startswith(("QUEUE_", "WEBHOOK_", "HUBSPOT_", "DEAD_LETTER_", "MAX_", "AUDIENCE_", "AWS_")):
+        if name.startswith(("QUEUE_", "WEBHOOK_", "HUBSPOT_", "DEAD_LETTER_", "MAX_", "AUDIENCE_", "AWS_", "CONTACT_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "WARNING")
 

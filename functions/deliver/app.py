@@ -16,6 +16,7 @@ from hubspot_destination.coercion import NumberFormat
 from hubspot_destination.delivery import Deliverer, DeliveryPolicy, QueueRecord, deliver_records
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.observability import logger, metrics
+from hubspot_destination.ordering import ContactVersions
 from hubspot_destination.queue import DeadLetter, requeue, send_dead_letters
 from hubspot_destination.settings import DeliverSettings
 
@@ -49,6 +50,12 @@ def _sqs():
 
 
 @cache
+def _versions() -> ContactVersions:
+    table = boto3.resource("dynamodb").Table(settings.contact_versions_table)
+    return ContactVersions(table, settings.contact_lease_seconds, settings.contact_versions_ttl_days)
+
+
+@cache
 def _portal() -> tuple[HubSpotClient, PropertyCatalog, AudienceProperties]:
     """The HubSpot adapter and the property caches, kept for the life of the execution environment."""
     client = HubSpotClient(
@@ -79,7 +86,7 @@ def _requeue(bodies_and_delays: list[tuple[str, int]]) -> None:
 def lambda_handler(event: dict, context) -> dict:
     """SQS batch handler; returns `{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`."""
     client, catalog, audiences = _portal()
-    deliverer = Deliverer(client, catalog, audiences, context.get_remaining_time_in_millis, policy)
+    deliverer = Deliverer(client, catalog, audiences, _versions(), context.get_remaining_time_in_millis, policy)
     records = [
         QueueRecord(r["messageId"], r["body"], int(r.get("attributes", {}).get("ApproximateReceiveCount", "1")))
         for r in event.get("Records", [])

@@ -37,6 +37,7 @@ MAX_RECEIVE_COUNT = 8
 BATCH_SIZE = 100
 DELIVER_TIMEOUT_S = 60
 AUDIENCE_PROPERTY_GROUP = "aep_audiences"
+VERSIONS_TABLE = "hubspot-destination-contact-versions"
 WEBHOOK_SECRET_NAME = "hubspot-destination/webhook"  # noqa: S105 - a secret's name, not its value
 
 
@@ -185,6 +186,16 @@ class LocalPipeline:
             Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(6 * DELIVER_TIMEOUT_S)},
         )["QueueUrl"]
         self.queue_url, self.dlq_url = queue_url, dlq_url
+        dynamodb = boto3.client("dynamodb")
+        dynamodb.create_table(
+            TableName=VERSIONS_TABLE,
+            KeySchema=[{"AttributeName": "contact", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "contact", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.update_time_to_live(
+            TableName=VERSIONS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}
+        )
         webhook = secretsmanager.create_secret(Name=WEBHOOK_SECRET_NAME, SecretString="{}")
         self.set_sender_credentials(bearer_tokens=[], signing_secrets=[self.signing_secret])
         hubspot = secretsmanager.create_secret(Name="hubspot-destination/hubspot-token", SecretString=token)
@@ -197,6 +208,7 @@ class LocalPipeline:
                 "DEAD_LETTER_QUEUE_URL": dlq_url,
                 "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
                 "AUDIENCE_PROPERTY_GROUP": AUDIENCE_PROPERTY_GROUP,
+                "CONTACT_VERSIONS_TABLE": VERSIONS_TABLE,
             }
         )
         with contextlib.redirect_stdout(self._handler_output):

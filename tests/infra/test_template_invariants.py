@@ -649,3 +649,14 @@ def test_samconfig() -> None:
     deploy = default["deploy"]["parameters"]
     assert deploy["capabilities"] == "CAPABILITY_IAM"
     assert deploy["resolve_s3"] is True
+
+
+def test_contact_versions_table_is_on_demand_with_ttl_and_only_updated_by_deliver(stack: Stack) -> None:
+    [(table_id, table)] = stack.resources("AWS::DynamoDB::Table").items()
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "contact", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert stack.env("DeliverFunction")["CONTACT_VERSIONS_TABLE"] == {"Ref": table_id}
+    assert stack.grants("DeliverFunction", "dynamodb:") == [("dynamodb:UpdateItem", {"Fn::GetAtt": [table_id, "Arn"]})]
+    assert stack.grants("IngestFunction", "dynamodb:") == []

@@ -100,8 +100,8 @@ def test_coalesce_merges_one_contact_field_by_field_newest_wins():  # B1
     )
     assert set(contacts) == {"user1@example.com", "other@example.com"}
     merged = contacts["user1@example.com"]
-    assert merged.update.attributes == {"firstname": "Ann", "city": "Leeds"}
-    assert merged.update.audiences["aud-1"].status == "exited"
+    assert merged.attributes == {"firstname": "Ann", "city": "Leeds"}
+    assert merged.audiences["aud-1"].status == "exited"
     assert sorted(merged.message_ids) == ["m1", "m2"]
 
 
@@ -112,4 +112,4 @@ def test_older_qualification_does_not_override_a_newer_status():
             ("late", update("u@example.com", 9, audiences={"aud-1": ("realized", 10)})),
         ]
     )
-    assert contacts["u@example.com"].update.audiences["aud-1"].status == "exited"
+    assert contacts["u@example.com"].audiences["aud-1"].status == "exited"

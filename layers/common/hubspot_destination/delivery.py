@@ -1,7 +1,8 @@
 """Delivery: coalesce queue messages per contact, write them with `batch/upsert`, reconcile every input.
 
 One profile's path: queue message → `coalesce` (one input per email: attributes merged field by field,
-newest wins; audiences by newest `lastQualificationTime`) → audience properties ensured → attributes
+newest wins; audiences by newest `lastQualificationTime`) → the contact leased in the versions table and
+fields older than what was already written dropped (`ordering`) → audience properties ensured → attributes
 coerced by the live property type → `batch/upsert` by email in calls of at most 100 inputs, each with an
 `objectWriteTraceId` → every input accounted for in `results` or `errors` → a `Verdict` for every
 message that contributed to the input.
@@ -15,8 +16,10 @@ redelivers); `dead_letter` with a reason code (`INVALID_EMAIL`, `INVALID_VALUE`,
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -33,8 +36,9 @@ from hubspot_destination.hubspot.client import (
     HubSpotRateLimited,
     HubSpotRequestError,
 )
-from hubspot_destination.models import ProfileUpdate
+from hubspot_destination.models import AttributeValue, AudienceUpdate, ProfileUpdate
 from hubspot_destination.observability import email_hash, logger, metrics
+from hubspot_destination.ordering import ContactVersions, epoch_us
 from hubspot_destination.queue import DeadLetter, EnqueueError, decode_update
 
 _PROPERTY_ERRORS_PREFIX = "Property values were not valid: "
@@ -42,6 +46,8 @@ _EMAIL_PROPERTY = "email"
 # Keep this much of the invocation for settling the batch (dead letters, partial batch response), in ms.
 _SETTLE_RESERVE_MS = 5_000
 _MAX_ROUNDS = 3
+# A contact leased by a concurrent invocation is requeued for this long, in seconds.
+_BUSY_REQUEUE_S = 5
 
 
 @dataclass(frozen=True)
@@ -59,13 +65,32 @@ DELIVERED = Verdict("delivered")
 
 @dataclass
 class ContactWrite:
-    """One contact's merged update and the queue messages it came from."""
+    """One contact's merged update and the queue messages it came from.
+
+    `attributes` maps property names to raw values and `attribute_times` to when each value was observed;
+    `audiences` holds the newest status per audience id.
+    """
 
     email: str
-    message_ids: list[str]
-    update: ProfileUpdate
+    message_ids: list[str] = field(default_factory=list)
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    attribute_times: dict[str, datetime] = field(default_factory=dict)
+    audiences: dict[str, AudienceUpdate] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
     verdict: Verdict | None = None
+    leased: bool = False
+
+    def add(self, message_id: str, update: ProfileUpdate) -> None:
+        """Merge one update: its attributes win over older ones, its statuses over older qualifications."""
+        self.message_ids.append(message_id)
+        for name, value in update.attributes.items():
+            if name not in self.attribute_times or update.observed_at >= self.attribute_times[name]:
+                self.attributes[name] = value
+                self.attribute_times[name] = update.observed_at
+        for audience_id, status in update.audiences.items():
+            current = self.audiences.get(audience_id)
+            if current is None or status.qualified_at >= current.qualified_at:
+                self.audiences[audience_id] = status
 
 
 def coalesce(updates: Iterable[tuple[str, ProfileUpdate]]) -> dict[str, ContactWrite]:
@@ -78,23 +103,7 @@ def coalesce(updates: Iterable[tuple[str, ProfileUpdate]]) -> dict[str, ContactW
     """
     contacts: dict[str, ContactWrite] = {}
     for message_id, update in sorted(updates, key=lambda pair: pair[1].observed_at):
-        current = contacts.get(update.email)
-        if current is None:
-            contacts[update.email] = ContactWrite(update.email, [message_id], update)
-            continue
-        audiences = dict(current.update.audiences)
-        for audience_id, status in update.audiences.items():
-            if audience_id not in audiences or status.qualified_at >= audiences[audience_id].qualified_at:
-                audiences[audience_id] = status
-        merged = current.update.model_copy(
-            update={
-                "attributes": {**current.update.attributes, **update.attributes},
-                "audiences": audiences,
-                "observed_at": update.observed_at,
-            }
-        )
-        current.update = merged
-        current.message_ids.append(message_id)
+        contacts.setdefault(update.email, ContactWrite(update.email)).add(message_id, update)
     return contacts
 
 
@@ -145,6 +154,7 @@ class Deliverer:
         client: the HubSpot adapter.
         catalog: the portal's contact properties (cached).
         audiences: ensures audience properties.
+        versions: the contact versions table (order across batches).
         remaining_ms: milliseconds left in this invocation (`context.get_remaining_time_in_millis`).
         policy: strict mode and number format.
     """
@@ -154,21 +164,72 @@ class Deliverer:
         client: HubSpotClient,
         catalog: PropertyCatalog,
         audiences: AudienceProperties,
+        versions: ContactVersions,
         remaining_ms: Callable[[], int],
         policy: DeliveryPolicy = DeliveryPolicy(),
     ):
         self._client = client
         self._catalog = catalog
         self._audiences = audiences
+        self._versions = versions
+        self._owner = uuid.uuid4().hex
         self._remaining_ms = remaining_ms
         self._policy = policy
         self._catalog_refreshed = False
         self._halt: Verdict | None = None  # set by the daily limit or a token fault: stop calling HubSpot
 
+    # -- order across batches --------------------------------------------------------------------
+    def _lease(self, contacts: Iterable[ContactWrite]) -> None:
+        """Lease each contact and drop the fields older than what was already written.
+
+        A contact leased elsewhere is requeued; one whose every field is stale is settled as delivered
+        without calling HubSpot (a late or replayed message). Raises `ClientError` when DynamoDB fails.
+        """
+        for contact in contacts:
+            written = self._versions.acquire(contact.email, self._owner)
+            if written is None:
+                detail = "another invocation is writing this contact"
+                contact.verdict = Verdict("requeue", "CONTACT_BUSY", detail, _BUSY_REQUEUE_S)
+                continue
+            contact.leased = True
+            stale = [n for n, t in contact.attribute_times.items() if written.attributes.get(n, -1) > epoch_us(t)]
+            for name in stale:
+                del contact.attributes[name], contact.attribute_times[name]
+            old = [a for a, s in contact.audiences.items() if written.audiences.get(a, -1) > epoch_us(s.qualified_at)]
+            for audience_id in old:
+                del contact.audiences[audience_id]
+            if (stale or old) and not contact.attributes and not contact.audiences:
+                metrics.add_metric(name="StaleUpdatesSkipped", unit=MetricUnit.Count, value=1)
+                contact.verdict = DELIVERED
+
+    def _record(self, contacts: Iterable[ContactWrite], audience_names: dict[str, str]) -> None:
+        """Record what was written for each leased contact, or just release its lease."""
+        for contact in contacts:
+            if not contact.leased:
+                continue
+            written = contact.verdict == DELIVERED or (
+                contact.verdict and contact.verdict.reason == "PROPERTY_CONFLICT"
+            )
+            try:
+                if written and contact.properties:
+                    attributes = {n: epoch_us(t) for n, t in contact.attribute_times.items() if n in contact.properties}
+                    audiences = {
+                        a: epoch_us(s.qualified_at)
+                        for a, s in contact.audiences.items()
+                        if audience_names.get(a) in contact.properties
+                    }
+                    self._versions.commit(contact.email, self._owner, attributes, audiences)
+                else:
+                    self._versions.release(contact.email, self._owner)
+            except (BotoCoreError, ClientError) as error:
+                # HubSpot holds the write; an older message could now overwrite it: alarm on this metric.
+                metrics.add_metric(name="VersionsNotRecorded", unit=MetricUnit.Count, value=1)
+                logger.error("contact version not recorded", extra={"error": str(error)})
+
     # -- building inputs -------------------------------------------------------------------------
     def _build_properties(self, contact: ContactWrite, audience_names: dict[str, str]) -> None:
         properties = {_EMAIL_PROPERTY: contact.email}
-        for name, value in contact.update.attributes.items():
+        for name, value in contact.attributes.items():
             if name == _EMAIL_PROPERTY:
                 continue  # the identity owns the email property
             prop = self._catalog.get(name)
@@ -179,7 +240,7 @@ class Deliverer:
                 properties[name] = coerce(value, prop, self._policy.number_format)
             except CoercionError as error:
                 self._drop(contact, name, error.code, str(error))
-        for audience_id, status in contact.update.audiences.items():
+        for audience_id, status in contact.audiences.items():
             if audience_id in audience_names:
                 properties[audience_names[audience_id]] = status.status
         contact.properties = properties
@@ -307,22 +368,39 @@ class Deliverer:
             detail = "the portal's daily limit was reached; HubSpot is not called until the pause ends"
             self._settle_all(contacts.values(), Verdict("requeue", "DAILY_LIMIT", detail, int(paused_s) + 1))
             return self._verdicts(contacts.values())
+        try:
+            self._lease(contacts.values())
+        except (BotoCoreError, ClientError) as error:
+            # Leases already taken expire on their own, before SQS shows these records again.
+            self._retry_all(contacts.values(), "VERSIONS_UNAVAILABLE", str(error))
+            return self._verdicts(contacts.values())
+        audience_names: dict[str, str] = {}
+        try:
+            audience_names = self._write([c for c in contacts.values() if c.verdict is None])
+        finally:
+            self._record(contacts.values(), audience_names)
+        return self._verdicts(contacts.values())
+
+    def _write(self, contacts: list[ContactWrite]) -> dict[str, str]:
+        """Ensure audience properties and write the contacts; returns `{audience id: property name}`."""
+        if not contacts:
+            return {}
         newest_names: dict[str, str] = {}
-        for contact in contacts.values():
-            for audience_id, status in contact.update.audiences.items():
+        for contact in contacts:
+            for audience_id, status in contact.audiences.items():
                 newest_names[audience_id] = status.name
         try:
             resolution = self._audiences.resolve(newest_names)
         except HubSpotError as error:
-            self._on_fault(list(contacts.values()), error)
-            return self._verdicts(contacts.values())
+            self._on_fault(contacts, error)
+            return {}
         for audience_id in resolution.conflicts:
             metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
             logger.error("audience status not written", extra={"audience": audience_id})
 
-        for contact in contacts.values():
+        for contact in contacts:
             self._build_properties(contact, resolution.names)
-        pending = [contact for contact in contacts.values() if contact.verdict is None]
+        pending = [contact for contact in contacts if contact.verdict is None]
         for _ in range(_MAX_ROUNDS):
             if not pending:
                 break
@@ -336,15 +414,15 @@ class Deliverer:
             pending = again
         for contact in pending:
             contact.verdict = Verdict("dead_letter", "INVALID_VALUE", "HubSpot kept refusing this contact's values")
-        self._flag_conflicts(contacts.values(), resolution.conflicts)
-        return self._verdicts(contacts.values())
+        self._flag_conflicts(contacts, resolution.conflicts)
+        return resolution.names
 
     @staticmethod
     def _flag_conflicts(contacts: Iterable[ContactWrite], conflicts: dict[str, str]) -> None:
         """A contact written without an audience's status (its property has an incompatible type) is also
         dead-lettered as `PROPERTY_CONFLICT`, so a redrive after fixing the property completes it."""
         for contact in contacts:
-            missing = [audience_id for audience_id in contact.update.audiences if audience_id in conflicts]
+            missing = [audience_id for audience_id in contact.audiences if audience_id in conflicts]
             if missing and contact.verdict == DELIVERED:
                 detail = "written without these audiences' status: " + "; ".join(conflicts[a] for a in missing)
                 contact.verdict = Verdict("dead_letter", "PROPERTY_CONFLICT", detail[:1000])

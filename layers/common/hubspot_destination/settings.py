@@ -78,5 +78,10 @@ class DeliverSettings(BaseSettings):
     throttle_requeue_seconds: int = Field(default=30, alias="THROTTLE_REQUEUE_SECONDS", ge=0, le=900)
     daily_limit_requeue_seconds: int = Field(default=900, alias="DAILY_LIMIT_REQUEUE_SECONDS", ge=0, le=900)
     auth_failure_requeue_seconds: int = Field(default=300, alias="AUTH_FAILURE_REQUEUE_SECONDS", ge=0, le=900)
+    contact_versions_table: str = Field(alias="CONTACT_VERSIONS_TABLE", min_length=1)
+    contact_lease_seconds: int = Field(
+        default=90, alias="CONTACT_LEASE_SECONDS", ge=1, description="Longer than the function timeout."
+    )
+    contact_versions_ttl_days: int = Field(default=35, alias="CONTACT_VERSIONS_TTL_DAYS", ge=1)
     property_cache_seconds: int = Field(default=300, alias="PROPERTY_CACHE_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
