@@ -50,4 +50,5 @@ def queued_messages(pipeline, queue_url=None) -> list[dict]:
 
 
 def bodies(messages: list[dict]) -> list[dict]:
-    return [json.loads(m["Body"]) for m in messages]
+    """The profiles of queue messages (each message packs several)."""
+    return [profile for m in messages for profile in json.loads(m["Body"])["profiles"]]

@@ -1,7 +1,9 @@
 """DeliverFunction: SQS event source mapping → HubSpot, with a partial batch response.
 
-Thin by design: `hubspot_destination.delivery` decides each record's fate; this handler wires AWS in
-(Secrets Manager for the token, SQS for dead letters) and reports retries as batch item failures.
+Thin by design: `hubspot_destination.delivery` decides each profile's fate and
+`hubspot_destination.settlement` each record's; this handler wires AWS in (Secrets Manager for the token,
+SQS for requeues and dead letters, DynamoDB for contact versions) and reports the records that could not
+be settled as batch item failures.
 """
 
 from functools import cache
@@ -13,12 +15,13 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
 from hubspot_destination.coercion import NumberFormat
-from hubspot_destination.delivery import Deliverer, DeliveryPolicy, QueueRecord, deliver_records
+from hubspot_destination.delivery import Deliverer, DeliveryPolicy
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.observability import logger, metrics
 from hubspot_destination.ordering import ContactVersions
-from hubspot_destination.queue import DeadLetter, requeue, send_dead_letters
+from hubspot_destination.queue import Outbox
 from hubspot_destination.settings import DeliverSettings
+from hubspot_destination.settlement import QueueRecord, RetryPolicy, settle_batch
 
 settings = DeliverSettings()
 policy = DeliveryPolicy(
@@ -28,6 +31,7 @@ policy = DeliveryPolicy(
     daily_requeue_s=settings.daily_limit_requeue_seconds,
     auth_requeue_s=settings.auth_failure_requeue_seconds,
 )
+retry = RetryPolicy(max_attempts=settings.max_delivery_attempts, base_delay_s=settings.retry_base_delay_seconds)
 # A batch where every record is retried is a normal outcome (e.g. throttling), not an invocation error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
@@ -73,12 +77,9 @@ def _portal() -> tuple[HubSpotClient, PropertyCatalog, AudienceProperties]:
     return client, catalog, audiences
 
 
-def _dead_letter(letters: list[DeadLetter]) -> None:
-    send_dead_letters(_sqs(), settings.dead_letter_queue_url, letters, settings.max_message_bytes)
-
-
-def _requeue(bodies_and_delays: list[tuple[str, int]]) -> None:
-    requeue(_sqs(), settings.queue_url, bodies_and_delays, settings.max_message_bytes)
+@cache
+def _outbox() -> Outbox:
+    return Outbox(_sqs(), settings.queue_url, settings.dead_letter_queue_url, settings.max_message_bytes)
 
 
 @logger.inject_lambda_context
@@ -87,15 +88,13 @@ def lambda_handler(event: dict, context) -> dict:
     """SQS batch handler; returns `{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`."""
     client, catalog, audiences = _portal()
     deliverer = Deliverer(client, catalog, audiences, _versions(), context.get_remaining_time_in_millis, policy)
-    records = [
-        QueueRecord(r["messageId"], r["body"], int(r.get("attributes", {}).get("ApproximateReceiveCount", "1")))
-        for r in event.get("Records", [])
-    ]
-    verdicts = deliver_records(records, deliverer, _dead_letter, _requeue, settings.max_receive_count)
+    records = [QueueRecord(r["messageId"], r["body"]) for r in event.get("Records", [])]
+    failed = settle_batch(
+        records, deliverer, _outbox(), retry, settings.max_profiles_per_message, settings.max_message_bytes
+    )
 
     def record_handler(record: SQSRecord) -> None:
-        verdict = verdicts[record.message_id]
-        if verdict.kind == "retry":
-            raise RetryLater(f"{verdict.reason}: {verdict.detail}")
+        if record.message_id in failed:
+            raise RetryLater("some of its profiles could not be requeued or dead-lettered")
 
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from hubspot_destination.ingest import split_profiles
 from hubspot_destination.models import ActivationAccepted, ActivationRequest, ErrorBody
 from hubspot_destination.observability import logger, metrics
-from hubspot_destination.queue import EnqueueError, send_updates
+from hubspot_destination.queue import EnqueueError, send_messages
 from hubspot_destination.settings import IngestSettings
 from hubspot_destination.signature import AuthenticationError, SenderCredentials, authenticate
 
@@ -78,20 +78,25 @@ def post_activation() -> Response:
 
     request_id = event.request_context.request_id
     received_at = datetime.fromtimestamp(event.request_context.request_time_epoch / 1000, tz=UTC)
-    bodies, rejected = split_profiles(
-        request, request_id, received_at, settings.max_message_bytes, null_clears=settings.null_clears
+    split = split_profiles(
+        request,
+        request_id,
+        received_at,
+        settings.max_message_bytes,
+        settings.max_profiles_per_message,
+        null_clears=settings.null_clears,
     )
     try:
-        send_updates(_sqs(), settings.queue_url, bodies, settings.max_message_bytes)
+        send_messages(_sqs(), settings.queue_url, split.bodies, settings.max_message_bytes)
     except EnqueueError as error:
         # Some profiles may already be queued; the sender's retry is safe because delivery is idempotent.
         logger.error("enqueue failed", extra={"failed": error.failed})
         return _error(503, "ENQUEUE_FAILED", "the queue refused some profiles; retry the request")
 
-    metrics.add_metric(name="ProfilesAccepted", unit=MetricUnit.Count, value=len(bodies))
-    metrics.add_metric(name="ProfilesRejected", unit=MetricUnit.Count, value=len(rejected))
-    logger.info("activation accepted", extra={"accepted": len(bodies), "rejected": len(rejected)})
-    answer = ActivationAccepted(requestId=request_id, accepted=len(bodies), rejected=rejected)
+    metrics.add_metric(name="ProfilesAccepted", unit=MetricUnit.Count, value=split.accepted)
+    metrics.add_metric(name="ProfilesRejected", unit=MetricUnit.Count, value=len(split.rejected))
+    logger.info("activation accepted", extra={"accepted": split.accepted, "rejected": len(split.rejected)})
+    answer = ActivationAccepted(requestId=request_id, accepted=split.accepted, rejected=split.rejected)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=answer.model_dump_json())
 
 

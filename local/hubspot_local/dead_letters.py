@@ -12,7 +12,6 @@ one-line message.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hubspot_destination.observability import email_hash
-from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
+from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, message_email
 
 # Reason shown for a dead letter without a `reason` attribute: SQS's redrive policy moved it.
 SQS_REDRIVE_REASON = "REDRIVEN_BY_SQS"
@@ -126,19 +125,10 @@ def reason_of(message: dict) -> str:
     return _attribute(message, REASON_ATTRIBUTE) or SQS_REDRIVE_REASON
 
 
-def _email_of(body: str) -> str | None:
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return None
-    email = document.get("email") if isinstance(document, dict) else None
-    return email if isinstance(email, str) else None
-
-
 def _view(message: dict, show_emails: bool) -> DeadLetterView:
     attributes = message.get("Attributes", {})
     sent_ms = int(attributes.get("SentTimestamp", 0))
-    email = _email_of(message["Body"])
+    email = message_email(message["Body"])
     return DeadLetterView(
         message_id=message["MessageId"],
         sent_at=datetime.fromtimestamp(sent_ms / 1000, UTC).isoformat(timespec="seconds"),

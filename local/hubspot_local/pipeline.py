@@ -23,7 +23,7 @@ from moto import mock_aws
 
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.observability import logger
-from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
+from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, message_email
 from hubspot_destination.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping
@@ -32,9 +32,9 @@ from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
 EMULATOR_TOKEN = "local-dev-token"  # noqa: S105 - the emulator's public test token
 QUEUE_NAME = "hubspot-destination-activations"
 DLQ_NAME = "hubspot-destination-activations-dlq"
-# The template's values (template.yaml): the invariants tests keep the two in step.
+# The template's values (template.yaml).
 MAX_RECEIVE_COUNT = 8
-BATCH_SIZE = 100
+BATCH_SIZE = 20
 DELIVER_TIMEOUT_S = 60
 AUDIENCE_PROPERTY_GROUP = "aep_audiences"
 VERSIONS_TABLE = "hubspot-destination-contact-versions"
@@ -161,6 +161,8 @@ class LocalPipeline:
         os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "hubspot-destination")
         os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "HubSpotDestination")
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        # Local runs keep backoff short so a replay finishes in seconds (production: 10 s, doubling).
+        os.environ.setdefault("RETRY_BASE_DELAY_SECONDS", "1")
         stack.enter_context(mock_aws())
         # Powertools' Logger holds the stream it was created with; point it at the handlers' output too.
         handler = logger.registered_handler
@@ -206,7 +208,6 @@ class LocalPipeline:
                 "HUBSPOT_TOKEN_SECRET_ID": hubspot["ARN"],
                 "HUBSPOT_BASE_URL": base_url,
                 "DEAD_LETTER_QUEUE_URL": dlq_url,
-                "MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
                 "AUDIENCE_PROPERTY_GROUP": AUDIENCE_PROPERTY_GROUP,
                 "CONTACT_VERSIONS_TABLE": VERSIONS_TABLE,
             }
@@ -270,10 +271,7 @@ class LocalPipeline:
             for message in messages:
                 seen.add(message["MessageId"])
                 attributes = message.get("MessageAttributes", {})
-                try:
-                    email = json.loads(message["Body"]).get("email")
-                except (json.JSONDecodeError, AttributeError):
-                    email = None
+                email = message_email(message["Body"])
                 letters.append(
                     {
                         "email": email,

@@ -229,13 +229,11 @@ def queues_are_encrypted_sized_and_redriven(stack: Stack) -> list[str]:
 
 
 def function_settings_match_the_queues(stack: Stack) -> list[str]:
-    """MAX_RECEIVE_COUNT, DEAD_LETTER_QUEUE_URL and MAX_MESSAGE_BYTES tell the code what SQS is set to."""
+    """DEAD_LETTER_QUEUE_URL and MAX_MESSAGE_BYTES tell the code what SQS is set to."""
     problems = []
     for function, queue, _ in stack.sqs_mappings():
         redrive = stack.queues[queue]["RedrivePolicy"]
         env = stack.env(function)
-        if stack.resolve(env.get("MAX_RECEIVE_COUNT")) != stack.resolve(redrive["maxReceiveCount"]):
-            problems.append(f"{function}: MAX_RECEIVE_COUNT != {queue} maxReceiveCount")
         if _ref_target(env.get("DEAD_LETTER_QUEUE_URL")) != _getatt_target(redrive["deadLetterTargetArn"]):
             problems.append(f"{function}: DEAD_LETTER_QUEUE_URL is not {queue}'s dead-letter queue")
     producers = [(f, _ref_target(stack.env(f).get("QUEUE_URL"))) for f in stack.functions]
@@ -453,8 +451,10 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
     ),
     (
         function_settings_match_the_queues,
-        "MAX_RECEIVE_COUNT drifts",
-        lambda t: _props(t, "DeliverFunction")["Environment"]["Variables"].update(MAX_RECEIVE_COUNT="5"),
+        "DEAD_LETTER_QUEUE_URL names another queue",
+        lambda t: _props(t, "DeliverFunction")["Environment"]["Variables"].update(
+            DEAD_LETTER_QUEUE_URL={"Ref": "ActivationQueue"}
+        ),
     ),
     (
         function_settings_match_the_queues,
@@ -535,7 +535,7 @@ def test_every_invariant_has_a_breakage() -> None:
 def test_deliver_mapping_settings(stack: Stack) -> None:
     [(function, queue, esm)] = list(stack.sqs_mappings())
     assert (function, queue) == ("DeliverFunction", "ActivationQueue")
-    assert esm["BatchSize"] == 100  # one HubSpot batch/upsert call
+    assert esm["BatchSize"] == 20  # x 50 profiles per message: 10 full batch/upsert calls per invocation
     assert esm["MaximumBatchingWindowInSeconds"] == 5
     assert esm["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DeliverMaximumConcurrency"}
     assert stack.env("DeliverFunction")["MAX_CONCURRENCY"] == {"Ref": "DeliverMaximumConcurrency"}

@@ -10,14 +10,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from hubspot_destination.models import ProfileUpdate
 from hubspot_destination.observability import email_hash
-from hubspot_destination.queue import DeadLetter, send_dead_letters
+from hubspot_destination.queue import DeadLetter, encode_message, send_dead_letters
 
 CLI = Path(sys.executable).with_name("hubspot-destination")
 REGION = "us-east-1"
@@ -30,7 +32,11 @@ def _free_port() -> int:
 
 
 def _body(email: str) -> str:
-    return json.dumps({"email": email, "attributes": {"firstname": "Ana"}, "audiences": {}, "request_id": "r-1"})
+    """A dead letter as the deliver function writes it: a one-profile queue message."""
+    update = ProfileUpdate(
+        email=email, attributes={"firstname": "Ana"}, observed_at=datetime.now(UTC), request_id="r-1"
+    )
+    return encode_message([update])
 
 
 INVALID = [_body("ana@example.con"), _body("bo@example.con")]

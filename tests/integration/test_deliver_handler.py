@@ -5,7 +5,7 @@ import json
 import pytest
 
 from hubspot_destination.audiences import audience_property_name
-from hubspot_destination.queue import encode_update
+from hubspot_destination.queue import encode_message
 from hubspot_local.lambda_runtime import LambdaContext
 from tests.conftest import EVENTS, bodies, queued_messages
 
@@ -146,7 +146,7 @@ def test_an_address_hubspot_refuses_is_isolated_and_dead_lettered(pipeline, acti
     good = [ProfileUpdate(email=f"user{i}@example.com", observed_at=now, request_id="r") for i in (1, 3)]
     # Bypasses ingest's own check, as a message from an older version would.
     bad = ProfileUpdate(email="user2@example.con", observed_at=now, request_id="r")
-    enqueue_raw(pipeline, *(encode_update(u) for u in [good[0], bad, good[1]]))
+    enqueue_raw(pipeline, encode_message([good[0], bad]), encode_message([good[1]]))
     pipeline.drain()
     assert set(contacts_by_email(pipeline)) == {"user1@example.com", "user3@example.com"}
     [letter] = pipeline.dead_letters()

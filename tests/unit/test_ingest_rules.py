@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from hubspot_destination.delivery import coalesce
 from hubspot_destination.ingest import split_profiles
 from hubspot_destination.models import ActivationRequest, AudienceUpdate, ProfileUpdate
-from hubspot_destination.queue import chunk_entries, decode_update
+from hubspot_destination.queue import chunk_entries, decode_message, pack
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -18,8 +18,10 @@ def profile(email, attributes=None, audiences=None):
 
 def split(*profiles, audiences=None):
     request = ActivationRequest.model_validate({"profiles": list(profiles), "audiences": audiences or {}})
-    bodies, rejected = split_profiles(request, "req-1", NOW, 1_048_576)
-    return [decode_update(body) for body in bodies], rejected
+    split = split_profiles(request, "req-1", NOW, 1_048_576, 50)
+    updates = [update for body in split.bodies for update in decode_message(body).profiles]
+    assert split.accepted == len(updates)
+    return updates, split.rejected
 
 
 def test_attribute_forms_and_clearing_policy():  # B12
@@ -65,9 +67,19 @@ def test_rejections_are_per_index_with_reasons():
 
 def test_oversized_profile_is_rejected_not_enqueued():
     request = ActivationRequest.model_validate({"profiles": [profile("a@example.com", {"bio": "x" * 5000})]})
-    bodies, rejected = split_profiles(request, "req", NOW, 2048)
-    assert bodies == []
-    assert rejected[0].reason == "PROFILE_TOO_LARGE"
+    split = split_profiles(request, "req", NOW, 2048, 50)
+    assert (split.bodies, split.accepted) == ([], 0)
+    assert split.rejected[0].reason == "PROFILE_TOO_LARGE"
+
+
+def test_profiles_are_packed_within_the_count_and_byte_limits():
+    updates = [update(f"u{i}@example.com", i % 60, {"bio": "x" * 200}) for i in range(120)]
+    by_count = pack(updates, max_profiles=50, max_bytes=1_048_576)
+    assert [len(decode_message(b).profiles) for b in by_count] == [50, 50, 20]
+    by_size = pack(updates, max_profiles=50, max_bytes=4096)
+    assert all(len(b.encode()) <= 4096 for b in by_size)
+    assert [u for b in by_size for u in decode_message(b).profiles] == updates
+    assert decode_message(pack(updates[:1], 50, 4096, attempt=3)[0]).attempt == 3
 
 
 def test_chunks_respect_ten_entries_and_the_byte_limit():

@@ -24,7 +24,6 @@ from typing import Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
 from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
 from hubspot_destination.coercion import CoercionError, NumberFormat, coerce
@@ -39,7 +38,6 @@ from hubspot_destination.hubspot.client import (
 from hubspot_destination.models import AttributeValue, AudienceUpdate, ProfileUpdate
 from hubspot_destination.observability import email_hash, logger, metrics
 from hubspot_destination.ordering import ContactVersions, epoch_us
-from hubspot_destination.queue import DeadLetter, EnqueueError, decode_update
 
 _PROPERTY_ERRORS_PREFIX = "Property values were not valid: "
 _EMAIL_PROPERTY = "email"
@@ -439,93 +437,3 @@ class Deliverer:
             for message_id in contact.message_ids:
                 verdicts[message_id] = verdict
         return verdicts
-
-
-def parse_messages(records: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, ProfileUpdate]], dict[str, Verdict]]:
-    """Decode `(message id, body)` pairs; bodies that are not `ProfileUpdate`s get a `MALFORMED_MESSAGE` verdict."""
-    updates: list[tuple[str, ProfileUpdate]] = []
-    malformed: dict[str, Verdict] = {}
-    for message_id, body in records:
-        try:
-            updates.append((message_id, decode_update(body)))
-        except ValidationError as error:
-            malformed[message_id] = Verdict("dead_letter", "MALFORMED_MESSAGE", str(error)[:1000])
-    return updates, malformed
-
-
-def exhaust_retries(verdict: Verdict, receive_count: int, max_receive_count: int) -> Verdict:
-    """A retry on the message's last allowed receive becomes a `RETRIES_EXHAUSTED` dead letter with the
-    last reason, so it reaches the dead-letter queue with a reason instead of by silent redrive."""
-    if verdict.kind == "retry" and receive_count >= max_receive_count:
-        return Verdict("dead_letter", "RETRIES_EXHAUSTED", f"{verdict.reason}: {verdict.detail}"[:1000])
-    return verdict
-
-
-_RECORD_METRICS = {
-    "delivered": "RecordsDelivered",
-    "requeue": "RecordsRequeued",
-    "retry": "RecordsRetried",
-    "dead_letter": "RecordsDeadLettered",
-}
-
-
-def _settle_or_retry(
-    verdicts: dict[str, Verdict], message_ids: list[str], send: Callable[[], None], reason: str
-) -> None:
-    """Run `send`; if SQS refuses it, the messages stay on their queue as retries (nothing is lost)."""
-    try:
-        send()
-    except (EnqueueError, BotoCoreError, ClientError) as error:
-        logger.error("SQS refused messages; they stay on the queue", extra={"reason": reason, "error": str(error)})
-        for message_id in message_ids:
-            verdicts[message_id] = Verdict("retry", reason, str(error)[:1000])
-
-
-@dataclass(frozen=True)
-class QueueRecord:
-    """One SQS record as the deliver function sees it; `receive_count` is `ApproximateReceiveCount`."""
-
-    message_id: str
-    body: str
-    receive_count: int
-
-
-def deliver_records(
-    records: Sequence[QueueRecord],
-    deliverer: Deliverer,
-    dead_letter: Callable[[list[DeadLetter]], None],
-    requeue: Callable[[list[tuple[str, int]]], None],
-    max_receive_count: int,
-) -> dict[str, Verdict]:
-    """Deliver a batch of queue records and settle every one of them.
-
-    Dead letters are sent with `dead_letter` (their reason and detail as message attributes) and requeued
-    records with `requeue` (`(body, delay seconds)`); both then count as settled. If either call fails
-    those records become retries, so a message is never acknowledged before it is in HubSpot, back on
-    the queue or in the dead-letter queue.
-
-    Returns:
-        `{message id: Verdict}` for every record; `retry` verdicts must be reported as batch item failures.
-    """
-    updates, verdicts = parse_messages((record.message_id, record.body) for record in records)
-    verdicts.update(deliverer.deliver(updates))
-    by_id = {record.message_id: record for record in records}
-    verdicts = {
-        message_id: exhaust_retries(verdict, by_id[message_id].receive_count, max_receive_count)
-        for message_id, verdict in verdicts.items()
-    }
-    dead = [message_id for message_id, verdict in verdicts.items() if verdict.kind == "dead_letter"]
-    if dead:
-        letters = [DeadLetter(by_id[m].body, verdicts[m].reason, verdicts[m].detail) for m in dead]
-        _settle_or_retry(verdicts, dead, lambda: dead_letter(letters), "DEAD_LETTER_FAILED")
-    requeued = [message_id for message_id, verdict in verdicts.items() if verdict.kind == "requeue"]
-    if requeued:
-        items = [(by_id[m].body, verdicts[m].delay_s) for m in requeued]
-        _settle_or_retry(verdicts, requeued, lambda: requeue(items), "REQUEUE_FAILED")
-    counts = dict.fromkeys(_RECORD_METRICS, 0)
-    for verdict in verdicts.values():
-        counts[verdict.kind] += 1
-    for kind, metric in _RECORD_METRICS.items():
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=counts[kind])
-    logger.info("batch settled", extra={"records": len(records), **counts})
-    return verdicts

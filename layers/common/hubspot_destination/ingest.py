@@ -2,9 +2,11 @@
 
 Checks per profile: an email identity HubSpot would accept (after trimming and lower-casing), known
 membership statuses with parseable `lastQualificationTime`s, attribute values HubSpot can hold, and a
-queue message that fits the queue's size limit. Nothing here calls HubSpot.
+size that fits one queue message. Accepted profiles are packed several to a message. Nothing here calls
+HubSpot.
 """
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
@@ -17,7 +19,7 @@ from hubspot_destination.models import (
     ProfileUpdate,
     Rejection,
 )
-from hubspot_destination.queue import encode_update
+from hubspot_destination.queue import encode_message, pack
 
 
 def _validation_detail(error: ValidationError) -> str:
@@ -73,27 +75,36 @@ def _attributes(profile: Profile, null_clears: bool) -> dict[str, object]:
     return values
 
 
+@dataclass(frozen=True)
+class Split:
+    """A request split for the queue: `bodies` (packed queue messages), how many profiles they hold, and
+    one rejection per refused index."""
+
+    bodies: list[str]
+    accepted: int
+    rejected: list[Rejection]
+
+
 def split_profiles(
     request: ActivationRequest,
     request_id: str,
     received_at: datetime,
     max_message_bytes: int,
+    max_profiles_per_message: int,
     null_clears: bool = False,
-) -> tuple[list[str], list[Rejection]]:
-    """Validate each profile of a request and encode the accepted ones as queue message bodies.
+) -> Split:
+    """Validate each profile of a request and pack the accepted ones into queue message bodies.
 
     Args:
         request: the validated request body.
-        request_id: the API Gateway request id, carried on every message for tracing.
+        request_id: the API Gateway request id, carried on every profile for tracing.
         received_at: when the request arrived; profile `i` is stamped `received_at + i µs` so that
             later profiles of the same request win when the same contact appears twice.
         max_message_bytes: the queue's largest message, in bytes.
+        max_profiles_per_message: how many profiles one queue message carries at most.
         null_clears: mirror mode: `null` attributes clear the HubSpot value instead of leaving it untouched.
-
-    Returns:
-        `(bodies, rejections)`: one JSON body per accepted profile, and one rejection per refused index.
     """
-    bodies: list[str] = []
+    accepted: list[ProfileUpdate] = []
     rejections: list[Rejection] = []
     for index, raw in enumerate(request.profiles):
         try:
@@ -120,10 +131,11 @@ def split_profiles(
             observed_at=received_at + timedelta(microseconds=index),
             request_id=request_id,
         )
-        body = encode_update(update)
-        if len(body.encode()) > max_message_bytes:
-            detail = f"the profile encodes to {len(body.encode())} bytes; the queue takes at most {max_message_bytes}"
+        size = len(encode_message([update]).encode())
+        if size > max_message_bytes:
+            detail = f"the profile encodes to {size} bytes; a queue message takes at most {max_message_bytes}"
             rejections.append(Rejection(index=index, reason="PROFILE_TOO_LARGE", detail=detail))
             continue
-        bodies.append(body)
-    return bodies, rejections
+        accepted.append(update)
+    bodies = pack(accepted, max_profiles_per_message, max_message_bytes)
+    return Split(bodies=bodies, accepted=len(accepted), rejected=rejections)

@@ -82,6 +82,16 @@ class ProfileUpdate(BaseModel):
     request_id: str
 
 
+class QueueMessage(BaseModel):
+    """One SQS message: the updates of up to `MAX_PROFILES_PER_MESSAGE` profiles, and how many delivery
+    attempts they have had (a profile retried for a transient fault comes back with `attempt + 1`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    profiles: list[ProfileUpdate] = Field(min_length=1)
+    attempt: int = Field(default=0, ge=0)
+
+
 RejectionReason = Literal[
     "INVALID_EMAIL",
     "INVALID_PROFILE",

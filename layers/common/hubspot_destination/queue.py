@@ -10,7 +10,9 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from hubspot_destination.models import ProfileUpdate
+from pydantic import ValidationError
+
+from hubspot_destination.models import ProfileUpdate, QueueMessage
 
 SQS_BATCH_ENTRIES = 10
 # Dead-letter message attributes: machine-readable reason code and human-readable detail.
@@ -36,14 +38,55 @@ class DeadLetter:
     detail: str
 
 
-def encode_update(update: ProfileUpdate) -> str:
-    """Serialise a `ProfileUpdate` as a queue message body (compact JSON)."""
-    return update.model_dump_json()
+def _body(parts: Sequence[str], attempt: int) -> str:
+    # The compact JSON of a `QueueMessage`, assembled from already-encoded profiles.
+    return '{"profiles":[' + ",".join(parts) + '],"attempt":' + str(attempt) + "}"
 
 
-def decode_update(body: str) -> ProfileUpdate:
-    """Parse a queue message body; raises `pydantic.ValidationError` when it is not a `ProfileUpdate`."""
-    return ProfileUpdate.model_validate_json(body)
+def encode_message(profiles: Sequence[ProfileUpdate], attempt: int = 0) -> str:
+    """Serialise profile updates as one queue message body (compact JSON of a `QueueMessage`)."""
+    return _body([profile.model_dump_json() for profile in profiles], attempt)
+
+
+def decode_message(body: str) -> QueueMessage:
+    """Parse a queue message body; raises `pydantic.ValidationError` when it is not a `QueueMessage`."""
+    return QueueMessage.model_validate_json(body)
+
+
+def message_email(body: str) -> str | None:
+    """The contact email of a dead letter (a one-profile message); None for a malformed body."""
+    try:
+        return decode_message(body).profiles[0].email
+    except ValidationError:
+        return None
+
+
+def pack(profiles: Sequence[ProfileUpdate], max_profiles: int, max_bytes: int, attempt: int = 0) -> list[str]:
+    """Pack profile updates into as few message bodies as fit `max_profiles` and `max_bytes` (bytes) each.
+
+    Fewer, larger messages keep ingest fast (1,000 profiles are a handful of `SendMessageBatch` calls, well
+    inside AEP's 2-second budget) and let one delivery fill `batch/upsert` calls of 100.
+
+    Raises:
+        ValueError: a single profile does not fit `max_bytes` (ingest rejects those first).
+    """
+    overhead = len(_body([], attempt).encode())
+    bodies: list[str] = []
+    group: list[str] = []
+    size = overhead
+    for profile in profiles:
+        part = profile.model_dump_json()
+        length = len(part.encode()) + (1 if group else 0)
+        if group and (len(group) == max_profiles or size + length > max_bytes):
+            bodies.append(_body(group, attempt))
+            group, size, length = [], overhead, length - 1
+        if size + length > max_bytes:
+            raise ValueError(f"one profile encodes to more than {max_bytes - overhead} bytes")
+        group.append(part)
+        size += length
+    if group:
+        bodies.append(_body(group, attempt))
+    return bodies
 
 
 def chunk_entries(entries: Sequence[dict], max_batch_bytes: int) -> Iterator[list[dict]]:
@@ -92,7 +135,7 @@ def send_entries(sqs, queue_url: str, entries: Sequence[dict], max_batch_bytes: 
         _send_batch(sqs, queue_url, chunk)
 
 
-def send_updates(sqs, queue_url: str, bodies: Sequence[str], max_batch_bytes: int) -> None:
+def send_messages(sqs, queue_url: str, bodies: Sequence[str], max_batch_bytes: int) -> None:
     """Enqueue message bodies; raises as `send_entries`."""
     send_entries(sqs, queue_url, [{"MessageBody": body} for body in bodies], max_batch_bytes)
 
@@ -129,3 +172,28 @@ def requeue(sqs, queue_url: str, bodies_and_delays: Sequence[tuple[str, int]], m
     """
     entries = [{"MessageBody": body, "DelaySeconds": min(900, max(0, delay))} for body, delay in bodies_and_delays]
     send_entries(sqs, queue_url, entries, max_batch_bytes)
+
+
+class Outbox:
+    """Where the deliver function sends messages: dead letters, and requeued profiles.
+
+    Args:
+        sqs: a boto3 SQS client.
+        queue_url: the activation queue (requeues).
+        dead_letter_queue_url: its dead-letter queue.
+        max_message_bytes: the queues' largest message, in bytes.
+    """
+
+    def __init__(self, sqs, queue_url: str, dead_letter_queue_url: str, max_message_bytes: int):
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._dead_letter_queue_url = dead_letter_queue_url
+        self._max_bytes = max_message_bytes
+
+    def dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        """See `send_dead_letters`."""
+        send_dead_letters(self._sqs, self._dead_letter_queue_url, letters, self._max_bytes)
+
+    def requeue(self, bodies_and_delays: Sequence[tuple[str, int]]) -> None:
+        """See `requeue`."""
+        requeue(self._sqs, self._queue_url, bodies_and_delays, self._max_bytes)

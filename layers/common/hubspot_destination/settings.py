@@ -32,6 +32,7 @@ class IngestSettings(BaseSettings):
         description="Largest request body accepted, in bytes (Lambda's synchronous payload limit is 6 MB).",
     )
     max_profiles_per_request: int = Field(default=10_000, alias="MAX_PROFILES_PER_REQUEST", ge=1)
+    max_profiles_per_message: int = Field(default=50, alias="MAX_PROFILES_PER_MESSAGE", ge=1, le=500)
     signature_tolerance_seconds: int = Field(default=300, alias="SIGNATURE_TOLERANCE_SECONDS", ge=1)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
     null_clears: bool = Field(
@@ -66,7 +67,9 @@ class DeliverSettings(BaseSettings):
         default=SQS_MAX_MESSAGE_BYTES, alias="MAX_MESSAGE_BYTES", ge=1024, le=SQS_MAX_MESSAGE_BYTES
     )
     dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
-    max_receive_count: int = Field(default=8, alias="MAX_RECEIVE_COUNT", ge=1)
+    max_delivery_attempts: int = Field(default=8, alias="MAX_DELIVERY_ATTEMPTS", ge=1)
+    retry_base_delay_seconds: int = Field(default=10, alias="RETRY_BASE_DELAY_SECONDS", ge=0, le=900)
+    max_profiles_per_message: int = Field(default=50, alias="MAX_PROFILES_PER_MESSAGE", ge=1, le=500)
     max_concurrency: int = Field(default=2, alias="MAX_CONCURRENCY", ge=1)
     strict_properties: bool = Field(
         default=False,

@@ -1,0 +1,131 @@
+"""Settlement: what happens to each SQS message once its profiles have verdicts.
+
+A queue message carries several profiles (see `queue.pack`), and each profile gets its own verdict from
+`delivery.Deliverer`. The message is acknowledged once every one of its profiles is settled:
+
+| profile verdict | what is sent before the message is acknowledged                                         |
+|-----------------|------------------------------------------------------------------------------------------|
+| `delivered`     | nothing                                                                                  |
+| `dead_letter`   | a one-profile message to the dead-letter queue, with `reason` and `detail` attributes   |
+| `requeue`       | the profile again on the source queue, hidden for the verdict's delay, same `attempt`   |
+| `retry`         | the profile again with `attempt + 1` and an exponential backoff with jitter; after      |
+|                 | `max_attempts` it is dead-lettered as `RETRIES_EXHAUSTED` with its last reason           |
+
+Re-sending a profile as a new message (instead of failing the record) means waiting never burns the
+queue's `maxReceiveCount`. If SQS refuses a send, the original message is reported as a batch item
+failure instead and comes back whole: a profile may be written twice (upserts are idempotent and the
+versions table skips stale values) but is never lost. The redrive policy stays the backstop for
+invocations that crash.
+"""
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from hubspot_destination.delivery import Deliverer, Verdict
+from hubspot_destination.models import ProfileUpdate
+from hubspot_destination.observability import logger, metrics
+from hubspot_destination.queue import DeadLetter, EnqueueError, Outbox, decode_message, encode_message, pack
+
+_METRICS = {
+    "delivered": "ProfilesDelivered",
+    "requeue": "ProfilesRequeued",
+    "retry": "ProfilesRetried",
+    "dead_letter": "ProfilesDeadLettered",
+}
+
+
+@dataclass(frozen=True)
+class QueueRecord:
+    """One SQS record as the deliver function sees it."""
+
+    message_id: str
+    body: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Transient faults: `max_attempts` deliveries per profile, spaced `base_delay_s * 2^(attempt-1)`
+    seconds plus up to `base_delay_s` of jitter, capped at 900 s (SQS's largest `DelaySeconds`)."""
+
+    max_attempts: int = 8
+    base_delay_s: int = 10
+
+    def delay_s(self, attempt: int) -> int:
+        """The delay before delivery attempt number `attempt` (1 = the first retry), in seconds."""
+        backoff = self.base_delay_s * 2 ** max(0, attempt - 1)
+        return min(900, backoff + random.randint(0, self.base_delay_s))
+
+
+@dataclass
+class _Profile:
+    message_id: str
+    update: ProfileUpdate
+    attempt: int
+
+
+def settle_batch(
+    records: Sequence[QueueRecord],
+    deliverer: Deliverer,
+    outbox: Outbox,
+    retry: RetryPolicy,
+    max_profiles_per_message: int,
+    max_message_bytes: int,
+) -> set[str]:
+    """Deliver the profiles of a batch of records and settle every record.
+
+    Returns:
+        The message ids to report as batch item failures (their profiles could not all be settled).
+    """
+    profiles: dict[str, _Profile] = {}
+    letters: dict[str, list[DeadLetter]] = defaultdict(list)
+    for record in records:
+        try:
+            message = decode_message(record.body)
+        except ValidationError as error:
+            letters[record.message_id].append(DeadLetter(record.body, "MALFORMED_MESSAGE", str(error)[:1000]))
+            continue
+        for index, update in enumerate(message.profiles):
+            profiles[f"{record.message_id}#{index}"] = _Profile(record.message_id, update, message.attempt)
+
+    verdicts = deliverer.deliver([(ref, profile.update) for ref, profile in profiles.items()])
+    resend: dict[tuple[int, int], list[_Profile]] = defaultdict(list)  # (delay s, attempt) -> profiles
+    counts = dict.fromkeys(_METRICS, 0)
+    for ref, profile in profiles.items():
+        verdict = verdicts.get(ref) or Verdict("retry", "UNACCOUNTED", "no verdict")
+        counts[verdict.kind] += 1
+        if verdict.kind == "retry" and profile.attempt + 1 >= retry.max_attempts:
+            detail = f"{verdict.reason}: {verdict.detail}"
+            verdict = Verdict("dead_letter", "RETRIES_EXHAUSTED", detail[:1000])
+        if verdict.kind == "dead_letter":
+            body = encode_message([profile.update], profile.attempt)
+            letters[profile.message_id].append(DeadLetter(body, verdict.reason, verdict.detail))
+        elif verdict.kind == "requeue":
+            resend[(verdict.delay_s, profile.attempt)].append(profile)
+        elif verdict.kind == "retry":
+            attempt = profile.attempt + 1
+            resend[(retry.delay_s(attempt), attempt)].append(profile)
+    for kind, name in _METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[kind])
+
+    failed: set[str] = set()
+    if letters:
+        try:
+            outbox.dead_letter([letter for group in letters.values() for letter in group])
+        except (EnqueueError, BotoCoreError, ClientError) as error:
+            logger.error("the dead-letter queue refused messages; they come back", extra={"error": str(error)})
+            failed.update(letters)
+    for (delay_s, attempt), group in resend.items():
+        bodies = pack([p.update for p in group], max_profiles_per_message, max_message_bytes, attempt)
+        try:
+            outbox.requeue([(body, delay_s) for body in bodies])
+        except (EnqueueError, BotoCoreError, ClientError) as error:
+            logger.error("the queue refused requeued profiles; they come back", extra={"error": str(error)})
+            failed.update(p.message_id for p in group)
+    logger.info("batch settled", extra={"records": len(records), "failed_records": len(failed), **counts})
+    return failed
