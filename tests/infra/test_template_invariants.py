@@ -580,6 +580,10 @@ def test_function_environment(stack: Stack) -> None:
     assert deliver["HUBSPOT_TOKEN_SECRET_ID"] == {"Ref": "HubSpotTokenSecretArn"}
     assert deliver["HUBSPOT_BASE_URL"] == "https://api.hubapi.com"
     assert deliver["AUDIENCE_PROPERTY_GROUP"] == {"Ref": "AudiencePropertyGroup"}
+    assert deliver["STRICT_PROPERTIES"] == {"Ref": "StrictProperties"}
+    assert stack.env("IngestFunction")["NULL_CLEARS"] == {"Ref": "NullClears"}
+    for flag in ("StrictProperties", "NullClears"):
+        assert stack.parameters[flag]["Default"] == "false"
     group = stack.parameters["AudiencePropertyGroup"]
     assert re.fullmatch(group["AllowedPattern"], group["Default"])
 
