@@ -36,8 +36,9 @@ lint: install
 validate: $(SAM)
 	$(SAM) validate --lint
 
-build: $(SAM)
-	$(SAM) build
+# The layer's Makefile installs cp313 arm64 wheels with this interpreter's pip (the venv always has pip).
+build: $(SAM) install
+	LAYER_PYTHON=$(abspath $(BIN)/python) $(SAM) build
 
 pytest: install
 	$(BIN)/python -m pytest

@@ -33,6 +33,7 @@ def _sqs():
 
 
 def _error(status: int, code: str, detail: str) -> Response:
+    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
     body = ErrorBody(error=code, detail=detail).model_dump_json()
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
 
@@ -54,7 +55,6 @@ def post_activation() -> Response:
             tolerance_seconds=settings.signature_tolerance_seconds,
         )
     except AuthenticationError as error:
-        metrics.add_metric(name="ActivationsUnauthorized", unit=MetricUnit.Count, value=1)
         return _error(401, "UNAUTHORIZED", str(error))
 
     content_type = next((v for k, v in (event.headers or {}).items() if k.lower() == "content-type"), "")

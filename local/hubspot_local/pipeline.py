@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.identity import emails_in_identity_map
 from hubspot_destination.observability import logger
 from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, message_email
 from hubspot_destination.signature import sign
@@ -281,11 +282,11 @@ class LocalPipeline:
                 )
         return letters
 
-    def hubspot_state(self, emails: list[str]) -> dict:
+    def hubspot_state(self, emails: list[str], attribute_names: set[str]) -> dict:
         """The contacts and custom properties as HubSpot now holds them.
 
-        With the emulator: its whole state. With a real portal: the given emails read back, and the
-        properties of the audience property group.
+        With the emulator: its whole state. With a real portal: the given emails read back with the given
+        attributes and the audience properties, and the properties of the audience property group.
         """
         if self.emulator is not None:
             snapshot = self.emulator.snapshot()
@@ -296,7 +297,7 @@ class LocalPipeline:
             return {"contacts": contacts, "properties": snapshot["properties"]}
         contacts = []
         properties = [p for p in self.hubspot_client.list_properties() if p.get("groupName") == AUDIENCE_PROPERTY_GROUP]
-        names = sorted({"firstname", "lastname", "address", "city", "country"} | {p["name"] for p in properties})
+        names = sorted({"email", *attribute_names} | {p["name"] for p in properties})
         for start in range(0, len(emails), 100):
             for record in self.hubspot_client.batch_read_contacts_by_email(emails[start : start + 100], names):
                 props = record.get("properties", {})
@@ -317,20 +318,22 @@ def replay(
         ingest = pipeline.ingest(raw_body, template)
         delivery = pipeline.drain()
         dead_letters = pipeline.dead_letters()
-        emails = sorted({m for m in _accepted_emails(raw_body)})
-        hubspot = pipeline.hubspot_state(emails)
+        emails, attribute_names = _requested_contacts(raw_body)
+        hubspot = pipeline.hubspot_state(emails, attribute_names)
     return ReplayResult(ingest=ingest, delivery=delivery, dead_letters=dead_letters, hubspot=hubspot)
 
 
-def _accepted_emails(raw_body: bytes) -> list[str]:
-    from hubspot_destination.identity import emails_in_identity_map
-
+def _requested_contacts(raw_body: bytes) -> tuple[list[str], set[str]]:
+    """The emails and attribute names a request body mentions (to read them back from a real portal)."""
     try:
         profiles = json.loads(raw_body).get("profiles") or []
     except (json.JSONDecodeError, AttributeError):
-        return []
-    emails: list[str] = []
+        return [], set()
+    emails: set[str] = set()
+    names: set[str] = set()
     for profile in profiles:
         if isinstance(profile, dict) and isinstance(profile.get("identityMap"), dict):
-            emails.extend(emails_in_identity_map(profile["identityMap"]))
-    return emails
+            emails.update(emails_in_identity_map(profile["identityMap"]))
+        if isinstance(profile, dict) and isinstance(profile.get("attributes"), dict):
+            names.update(profile["attributes"])
+    return sorted(emails), names

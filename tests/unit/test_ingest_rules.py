@@ -125,3 +125,10 @@ def test_older_qualification_does_not_override_a_newer_status():
         ]
     )
     assert contacts["u@example.com"].audiences["aud-1"].status == "exited"
+
+
+def test_membership_status_is_accepted_in_any_case():
+    memberships = {"a1": {"status": " Realized", "lastQualificationTime": "2025-03-04T10:00:00Z"}}
+    [accepted], rejected = split(profile("a@example.com", audiences=memberships))
+    assert rejected == []
+    assert accepted.audiences["a1"].status == "realized"

@@ -229,7 +229,9 @@ class Deliverer:
         properties = {_EMAIL_PROPERTY: contact.email}
         for name, value in contact.attributes.items():
             if name == _EMAIL_PROPERTY:
-                continue  # the identity owns the email property
+                # The identity (identityMap) keys the contact and owns its email; a mapped email is ignored.
+                logger.warning("email attribute ignored", extra={"contact": email_hash(contact.email)})
+                continue
             prop = self._catalog.get(name)
             if prop is None:
                 self._drop(contact, name, "PROPERTY_DOESNT_EXIST", "no such contact property in the portal")

@@ -8,7 +8,7 @@ Each profile is validated on its own, so one bad profile is a per-index rejectio
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
 
 AudienceStatus = Literal["realized", "existing", "exited"]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
@@ -45,6 +45,12 @@ class Membership(BaseModel):
     status: AudienceStatus
     lastQualificationTime: AwareDatetime
     name: NonEmptyStr | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _lower_case_status(cls, value: object) -> object:
+        # XDM's enum is lower-case; accept "Realized" from hand-written templates too.
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class Profile(BaseModel):

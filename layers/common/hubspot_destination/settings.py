@@ -27,9 +27,12 @@ class IngestSettings(BaseSettings):
         default=SQS_MAX_MESSAGE_BYTES, alias="MAX_MESSAGE_BYTES", ge=1024, le=SQS_MAX_MESSAGE_BYTES
     )
     max_body_bytes: int = Field(
-        default=6_000_000,
+        default=5_000_000,
         alias="MAX_BODY_BYTES",
-        description="Largest request body accepted, in bytes (Lambda's synchronous payload limit is 6 MB).",
+        description=(
+            "Largest request body accepted, in bytes. Lambda's synchronous payload limit is 6 MB and the proxy "
+            "event carries the body JSON-escaped, so larger bodies never reach the function."
+        ),
     )
     max_profiles_per_request: int = Field(default=10_000, alias="MAX_PROFILES_PER_REQUEST", ge=1)
     max_profiles_per_message: int = Field(default=50, alias="MAX_PROFILES_PER_MESSAGE", ge=1, le=500)
