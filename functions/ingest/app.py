@@ -3,7 +3,6 @@
 Thin by design: the rules live in `hubspot_destination` (signature, ingest, queue). It never calls HubSpot.
 """
 
-import json
 import time
 from datetime import UTC, datetime
 from functools import cache
@@ -16,7 +15,7 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from hubspot_destination.ingest import split_profiles
+from hubspot_destination.ingest import parse_json, raw_request_body, split_profiles
 from hubspot_destination.models import ActivationAccepted, ActivationRequest, ErrorBody
 from hubspot_destination.observability import logger, metrics
 from hubspot_destination.queue import EnqueueError, send_messages
@@ -42,15 +41,15 @@ def _error(status: int, code: str, detail: str) -> Response:
 def post_activation() -> Response:
     """Accept an AEP profile export; 202 with per-index rejections, or a JSON error (400/401/413/415/422/503)."""
     event = app.current_event
-    raw_body = event.decoded_body.encode() if event.body else b""
-    secret = parameters.get_secret(
-        settings.webhook_secret_id, transform="json", max_age=settings.secret_max_age_seconds
-    )
+    try:
+        raw_body = raw_request_body(event.body, event.is_base64_encoded)
+    except ValueError as error:
+        return _error(400, "INVALID_BODY", str(error))
     try:
         authenticate(
             event.headers or {},
             raw_body,
-            SenderCredentials.model_validate(secret),
+            _sender_credentials(),
             now=time.time(),
             tolerance_seconds=settings.signature_tolerance_seconds,
         )
@@ -63,8 +62,8 @@ def post_activation() -> Response:
     if len(raw_body) > settings.max_body_bytes:
         return _error(413, "BODY_TOO_LARGE", f"the body is {len(raw_body)} bytes; at most {settings.max_body_bytes}")
     try:
-        payload = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        payload = parse_json(raw_body)
+    except ValueError as error:
         return _error(400, "INVALID_JSON", f"the body is not valid JSON: {error}")
     try:
         request = ActivationRequest.model_validate(payload)
@@ -98,6 +97,16 @@ def post_activation() -> Response:
     logger.info("activation accepted", extra={"accepted": split.accepted, "rejected": len(split.rejected)})
     answer = ActivationAccepted(requestId=request_id, accepted=split.accepted, rejected=split.rejected)
     return Response(status_code=202, content_type=content_types.APPLICATION_JSON, body=answer.model_dump_json())
+
+
+def _sender_credentials() -> SenderCredentials:
+    """The webhook secret (cached); a malformed one is a configuration fault, answered with 503."""
+    secret = parameters.get_secret(settings.webhook_secret_id, max_age=settings.secret_max_age_seconds)
+    try:
+        return SenderCredentials.model_validate_json(secret)
+    except ValidationError as error:
+        logger.error("the webhook secret is malformed", extra={"problems": error.error_count()})
+        raise parameters.exceptions.GetParameterError("malformed webhook secret") from None
 
 
 @app.exception_handler([parameters.exceptions.GetParameterError, BotoCoreError, ClientError])

@@ -41,10 +41,10 @@ def test_sample_activation_is_accepted_split_and_enqueued(pipeline, activation_b
 
 
 def test_bearer_key_is_accepted(pipeline, activation_body):
-    pipeline.set_sender_credentials(bearer_tokens=["k-123"], signing_secrets=[])
+    pipeline.set_sender_credentials(bearer_tokens=["k-123-0123456789abcdef"], signing_secrets=[])
     event = proxy_event(activation_body, "unused")
     del event["headers"]["X-Signature"]
-    event["headers"]["Authorization"] = "Bearer k-123"
+    event["headers"]["Authorization"] = "Bearer k-123-0123456789abcdef"
     assert call(pipeline, event)[0] == 202
 
 

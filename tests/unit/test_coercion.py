@@ -72,6 +72,12 @@ def test_select_takes_option_values_and_maps_labels():
     assert error.value.code == "INVALID_OPTION"
 
 
+@pytest.mark.parametrize("value", [[], ";", "  "])
+def test_empty_multi_checkbox_values_do_not_clear(value):  # only "" clears
+    with pytest.raises(CoercionError):
+        coerce(value, MULTI)
+
+
 def test_multi_checkbox_is_joined_with_semicolons():
     assert coerce(["red", "Blue"], MULTI) == "red;blue"
     assert coerce("red;blue", MULTI) == "red;blue"
@@ -79,6 +85,8 @@ def test_multi_checkbox_is_joined_with_semicolons():
 
 def test_date_is_utc_midnight_epoch_ms():  # B9
     assert coerce("2024-05-01", DATE) == "1714521600000"
+    assert coerce("20240501", DATE) == "1714521600000"  # ISO 8601 basic format
+    assert coerce(1714595761123, DATE) == "1714521600000"  # epoch ms
     assert coerce("2024-05-01T20:36:01Z", DATE) == "1714521600000"
     # A timestamp is converted to UTC first: 23:30 at -02:00 is the next day in UTC.
     assert coerce("2024-05-01T23:30:00-02:00", DATE) == "1714608000000"
@@ -89,7 +97,9 @@ def test_datetime_accepts_aep_offset_styles():  # B9
     assert coerce("2024-05-01T20:36:01.123Z", DATETIME) == "1714595761123"
 
 
-@pytest.mark.parametrize("value", ["31/02/2024", "2024-02-31", "yesterday"])
+@pytest.mark.parametrize(
+    "value", ["31/02/2024", "2024-02-31", "yesterday", "999999999999999", 1e20, "0001-01-01T00:00:00+01:00", 1735689600]
+)
 def test_unparseable_dates_are_refused_never_nan(value):  # B9
     with pytest.raises(CoercionError) as error:
         coerce(value, DATE)

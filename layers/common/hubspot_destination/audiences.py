@@ -153,7 +153,13 @@ class AudienceProperties:
             name = audience_property_name(audience_id)
             prop = self._catalog.get(name)
             if prop is None:
-                prop = self._create(audience_id, audience_name)
+                try:
+                    prop = self._create(audience_id, audience_name)
+                except HubSpotRequestError as error:
+                    # e.g. the portal's custom-property limit: a problem of this audience alone.
+                    resolution.conflicts[audience_id] = f"property {name!r} could not be created: {error}"[:1000]
+                    logger.error("audience property not created", extra={"property": name, "status": error.status})
+                    continue
             elif prop.get("type") not in _COMPATIBLE_TYPES or prop.get("fieldType") in {"checkbox", "booleancheckbox"}:
                 shape = f"{prop.get('type')}/{prop.get('fieldType')}"
                 detail = f"property {name!r} exists as {shape}; expected enumeration/select"

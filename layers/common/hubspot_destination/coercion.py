@@ -28,7 +28,12 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_EPOCH_MS = re.compile(r"^-?\d{1,15}$")
+_BASIC_DATE = re.compile(r"^\d{8}$")  # ISO 8601 basic format, YYYYMMDD
+_EPOCH_MS = re.compile(r"^-?\d{12,15}$")  # epoch milliseconds between 1973 and 33658
+# Numbers HubSpot can hold: no more than 30 digits before or after the decimal point.
+_MAX_EXPONENT = 30
+# Dates HubSpot shows sensibly; outside this range a value is almost certainly a unit mistake.
+_MIN_YEAR, _MAX_YEAR = 1900, 2200
 _DATETIME = TypeAdapter(AwareDatetime)
 
 
@@ -56,20 +61,22 @@ def is_read_only(prop: dict) -> bool:
 
 def _plain_decimal(value: Any, number_format: NumberFormat) -> str:
     if isinstance(value, bool):
-        raise CoercionError("INVALID_NUMBER", f"{value!r} is a boolean, not a number")
+        raise CoercionError("INVALID_NUMBER", "a boolean is not a number")
     if isinstance(value, float) and not math.isfinite(value):
-        raise CoercionError("INVALID_NUMBER", f"{value!r} is not a finite number")
+        raise CoercionError("INVALID_NUMBER", "NaN and Infinity are not numbers")
     text = repr(value) if isinstance(value, float) else str(value).strip()
     if number_format.thousands_separator:
         text = text.replace(number_format.thousands_separator, "")
     if "," in text or "_" in text:
-        raise CoercionError("INVALID_NUMBER", f"{text!r} has separators; send a plain decimal")
+        raise CoercionError("INVALID_NUMBER", "the number has separators; send a plain decimal")
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise CoercionError("INVALID_NUMBER", f"{text!r} is not a number") from None
+        raise CoercionError("INVALID_NUMBER", "not a number") from None
     if not number.is_finite():
-        raise CoercionError("INVALID_NUMBER", f"{text!r} is not a finite number")
+        raise CoercionError("INVALID_NUMBER", "NaN and Infinity are not numbers")
+    if number and abs(number.adjusted()) > _MAX_EXPONENT:
+        raise CoercionError("INVALID_NUMBER", f"the number is out of range (more than {_MAX_EXPONENT} digits)")
     if number_format.decimal_places is not None:
         number = number.quantize(Decimal(1).scaleb(-number_format.decimal_places), rounding=ROUND_HALF_EVEN)
     rendered = format(number, "f")
@@ -82,7 +89,7 @@ def _boolean(value: Any) -> str:
     text = str(value).strip().lower()
     if isinstance(value, bool) or text in _TRUE | _FALSE:
         return "true" if (value is True or text in _TRUE) else "false"
-    raise CoercionError("INVALID_BOOLEAN", f"{value!r} is not a boolean (true/false, 1/0, yes/no)")
+    raise CoercionError("INVALID_BOOLEAN", "not a boolean (true/false, 1/0, yes/no)")
 
 
 def _option(value: Any, prop: dict) -> str:
@@ -95,26 +102,32 @@ def _option(value: Any, prop: dict) -> str:
         if str(option.get("label", "")).lower() == text.lower():
             return option["value"]
     allowed = ", ".join(str(option.get("value")) for option in options)
-    raise CoercionError("INVALID_OPTION", f"{text!r} is not one of the allowed options: [{allowed}]")
+    raise CoercionError("INVALID_OPTION", f"not one of the allowed options: [{allowed}]")
 
 
 def _timestamp(value: Any) -> datetime:
-    if isinstance(value, bool):
-        raise CoercionError("INVALID_DATE", f"{value!r} is not a date")
-    if isinstance(value, int | float) or (isinstance(value, str) and _EPOCH_MS.match(value.strip())):
-        return datetime.fromtimestamp(int(float(value)) / 1000, tz=UTC)
-    text = str(value).strip()
-    if _DATE_ONLY.match(text):
-        try:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
-        except ValueError:
-            raise CoercionError("INVALID_DATE", f"{text!r} is not a calendar date") from None
+    """A moment from epoch ms (12 to 15 digits), `YYYY-MM-DD`, `YYYYMMDD` or ISO 8601 with an offset.
+
+    Other numbers (epoch seconds, small integers) are refused rather than guessed, as are moments
+    outside the years 1900-2200.
+    """
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+        raise CoercionError("INVALID_DATE", "not a date")
+    text = str(int(value)) if isinstance(value, int | float) else str(value).strip()
     try:
-        return _DATETIME.validate_python(text).astimezone(UTC)
-    except ValidationError:
-        raise CoercionError(
-            "INVALID_DATE", f"{text!r} is not an ISO 8601 date-time with an offset, nor epoch ms"
-        ) from None
+        if _EPOCH_MS.match(text):
+            moment = datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        elif _DATE_ONLY.match(text) or _BASIC_DATE.match(text):
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        elif re.fullmatch(r"-?\d+", text):
+            raise CoercionError("INVALID_DATE", "a number that is not epoch milliseconds; send ms or ISO 8601")
+        else:
+            moment = _DATETIME.validate_python(text).astimezone(UTC)
+    except (ValidationError, ValueError, OverflowError, OSError):
+        raise CoercionError("INVALID_DATE", "not an ISO 8601 date or date-time with an offset, nor epoch ms") from None
+    if not _MIN_YEAR <= moment.year <= _MAX_YEAR:
+        raise CoercionError("INVALID_DATE", f"the date is outside the years {_MIN_YEAR}-{_MAX_YEAR}")
+    return moment
 
 
 def _epoch_ms(moment: datetime) -> str:
@@ -140,6 +153,8 @@ def coerce(value: Any, prop: dict, number_format: NumberFormat = NumberFormat())
     kind, field_type = prop.get("type"), prop.get("fieldType")
     if kind == "enumeration" and field_type == "checkbox":
         items = value if isinstance(value, list) else [part for part in str(value).split(";") if part.strip()]
+        if not items:
+            raise CoercionError("INVALID_OPTION", 'no option values; send "" to clear')
         return ";".join(_option(item, prop) for item in items)
     if isinstance(value, list):
         raise CoercionError("INVALID_VALUE", f"a list cannot be written to the {kind} property {prop['name']!r}")

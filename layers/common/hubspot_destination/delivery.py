@@ -249,9 +249,9 @@ class Deliverer:
         """A field HubSpot cannot take is left out and the rest of the contact is still written; in strict
         mode the whole profile is dead-lettered instead."""
         metrics.add_metric(name="AttributesDropped", unit=MetricUnit.Count, value=1)
+        # The detail may quote the value (personal data): it goes to the dead letter, never to the log.
         logger.warning(
-            "attribute dropped",
-            extra={"contact": email_hash(contact.email), "property": name, "code": code, "detail": detail},
+            "attribute dropped", extra={"contact": email_hash(contact.email), "property": name, "code": code}
         )
         if self._policy.strict and contact.verdict is None:
             contact.verdict = Verdict("dead_letter", "INVALID_VALUE", f"{name}: {code}: {detail}"[:1000])
@@ -299,8 +299,11 @@ class Deliverer:
             contact.verdict = Verdict("dead_letter", "INVALID_VALUE", detail)
             return False
         if "PROPERTY_DOESNT_EXIST" in problems.values() and not self._catalog_refreshed:
-            self._catalog.refresh()  # someone may have deleted or renamed a property: read them again once
             self._catalog_refreshed = True
+            try:
+                self._catalog.refresh()  # someone may have deleted or renamed a property: read them again once
+            except HubSpotError as error:
+                logger.warning("property list not refreshed", extra={"error": str(error)})
         for name, code in problems.items():
             self._drop(contact, name, code, "refused by HubSpot")
             contact.properties.pop(name, None)
@@ -390,16 +393,16 @@ class Deliverer:
             for audience_id, status in contact.audiences.items():
                 newest_names[audience_id] = status.name
         try:
+            # Both may call HubSpot: the property list (cached) and the audience properties.
             resolution = self._audiences.resolve(newest_names)
+            for contact in contacts:
+                self._build_properties(contact, resolution.names)
         except HubSpotError as error:
             self._on_fault(contacts, error)
             return {}
         for audience_id in resolution.conflicts:
             metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
             logger.error("audience status not written", extra={"audience": audience_id})
-
-        for contact in contacts:
-            self._build_properties(contact, resolution.names)
         pending = [contact for contact in contacts if contact.verdict is None]
         for _ in range(_MAX_ROUNDS):
             if not pending:

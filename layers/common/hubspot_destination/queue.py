@@ -18,6 +18,9 @@ SQS_BATCH_ENTRIES = 10
 # Dead-letter message attributes: machine-readable reason code and human-readable detail.
 REASON_ATTRIBUTE = "reason"
 DETAIL_ATTRIBUTE = "detail"
+_DETAIL_MAX = 1000
+# What the reason and detail attributes of a dead letter can add to its size, in bytes (generous: UTF-8).
+DEAD_LETTER_ATTRIBUTES_BYTES = 4 * _DETAIL_MAX + 256
 _SEND_ATTEMPTS = 3
 
 
@@ -89,6 +92,13 @@ def pack(profiles: Sequence[ProfileUpdate], max_profiles: int, max_bytes: int, a
     return bodies
 
 
+def _entry_bytes(entry: dict) -> int:
+    """What an entry counts toward SQS's size limits: its body and its message attributes, in bytes."""
+    attributes = entry.get("MessageAttributes", {})
+    extra = sum(len(name.encode()) + len(value["StringValue"].encode()) + 16 for name, value in attributes.items())
+    return len(entry["MessageBody"].encode()) + extra
+
+
 def chunk_entries(entries: Sequence[dict], max_batch_bytes: int) -> Iterator[list[dict]]:
     """Group `SendMessageBatch` entries into calls of ≤ 10 entries and ≤ `max_batch_bytes` of bodies.
 
@@ -98,7 +108,7 @@ def chunk_entries(entries: Sequence[dict], max_batch_bytes: int) -> Iterator[lis
     chunk: list[dict] = []
     size = 0
     for entry in entries:
-        length = len(entry["MessageBody"].encode())
+        length = _entry_bytes(entry)
         if chunk and (len(chunk) == SQS_BATCH_ENTRIES or size + length > max_batch_bytes):
             yield chunk
             chunk, size = [], 0
@@ -155,7 +165,7 @@ def send_dead_letters(sqs, queue_url: str, letters: Sequence[DeadLetter], max_ba
             "MessageAttributes": {
                 REASON_ATTRIBUTE: {"DataType": "String", "StringValue": letter.reason},
                 # SQS attribute values are limited in size; the detail is a summary.
-                DETAIL_ATTRIBUTE: {"DataType": "String", "StringValue": letter.detail[:1000] or "-"},
+                DETAIL_ATTRIBUTE: {"DataType": "String", "StringValue": letter.detail[:_DETAIL_MAX] or "-"},
             },
         }
         for letter in letters

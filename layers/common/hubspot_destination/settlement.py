@@ -93,7 +93,13 @@ def settle_batch(
         for index, update in enumerate(message.profiles):
             profiles[f"{record.message_id}#{index}"] = _Profile(record.message_id, update, message.attempt)
 
-    verdicts = deliverer.deliver([(ref, profile.update) for ref, profile in profiles.items()])
+    try:
+        verdicts = deliverer.deliver([(ref, profile.update) for ref, profile in profiles.items()])
+    except Exception as error:  # a bug or an unforeseen fault must not crash-loop the batch into the DLQ
+        logger.exception("delivery failed unexpectedly; the profiles are retried")
+        verdicts = {
+            ref: Verdict("retry", "UNEXPECTED_ERROR", f"{type(error).__name__}: {error}"[:1000]) for ref in profiles
+        }
     resend: dict[tuple[int, int], list[_Profile]] = defaultdict(list)  # (delay s, attempt) -> profiles
     counts = dict.fromkeys(_METRICS, 0)
     for ref, profile in profiles.items():

@@ -11,16 +11,22 @@ against up to two active secrets so keys rotate without downtime:
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping, Sequence
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
+
+# An empty or short key would let anyone in (`Bearer ` + a space, or an HMAC with an empty secret).
+Secret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=16)]
 
 
 class SenderCredentials(BaseModel):
-    """The webhook secret's JSON: `{"bearerTokens": [...], "signingSecrets": [...]}`, at most two each."""
+    """The webhook secret's JSON: `{"bearerTokens": [...], "signingSecrets": [...]}`, at most two each, each at
+    least 16 characters."""
 
-    bearerTokens: list[str] = Field(default_factory=list, max_length=2)
-    signingSecrets: list[str] = Field(default_factory=list, max_length=2)
+    bearerTokens: list[Secret] = Field(default_factory=list, max_length=2)
+    signingSecrets: list[Secret] = Field(default_factory=list, max_length=2)
 
 
 class AuthenticationError(Exception):
@@ -66,10 +72,9 @@ def authenticate(
     Raises:
         AuthenticationError: no credentials, a wrong key or signature, or a stale timestamp.
     """
-    authorization = _header(headers, "authorization")
-    if authorization is not None:
-        scheme, _, key = authorization.partition(" ")
-        if scheme.lower() == "bearer" and key and _matches_any(key.strip(), credentials.bearerTokens):
+    scheme, _, key = (_header(headers, "authorization") or "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        if key.strip() and _matches_any(key.strip(), credentials.bearerTokens):
             return "bearer"
         raise AuthenticationError("the bearer key is not valid")
 
@@ -83,7 +88,7 @@ def authenticate(
             timestamp_text = value
         elif key == "v1":
             candidates.append(value)
-    if not timestamp_text or not timestamp_text.isdigit() or not candidates:
+    if not timestamp_text or not re.fullmatch(r"[0-9]{1,12}", timestamp_text) or not candidates:
         raise AuthenticationError("malformed X-Signature: expected 't=<unix seconds>,v1=<hex>'")
     timestamp = int(timestamp_text)
     if abs(now - timestamp) > tolerance_seconds:

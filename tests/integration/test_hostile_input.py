@@ -1,0 +1,187 @@
+"""Hostile and malformed input, through the real handlers: every answer is one of the documented JSON answers,
+and a bad value never takes an innocent profile down with it."""
+
+import base64
+import io
+import json
+
+import boto3
+import pytest
+
+from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
+from hubspot_local.lambda_runtime import LambdaContext
+from hubspot_local.pipeline import EMULATOR_TOKEN, WEBHOOK_SECRET_NAME, LocalPipeline, proxy_event
+from tests.conftest import EVENTS
+
+
+def profile(email, attributes=None, audiences=None):
+    item = {"identityMap": {"email": [{"id": email}]}, "attributes": attributes or {}}
+    if audiences:
+        item["segmentMembership"] = {"ups": audiences}
+    return item
+
+
+def call(pipeline, event):
+    response = pipeline.ingest_module.lambda_handler(event, LambdaContext("IngestFunction", 10))
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [("t=\u00b2,v1=00", 401), ("t=" + "9" * 5000 + ",v1=00", 401)],
+)
+def test_malformed_signatures_get_401_not_a_crash(pipeline, header, status):
+    event = proxy_event(b'{"profiles": [{}]}', pipeline.signing_secret)
+    event["headers"]["X-Signature"] = header
+    assert call(pipeline, event)[0] == status
+
+
+def test_a_body_marked_base64_that_is_not_gets_400(pipeline):
+    event = proxy_event(b'{"profiles": [{}]}', pipeline.signing_secret)
+    event.update(body="%%% not base64 %%%", isBase64Encoded=True)
+    status, answer = call(pipeline, event)
+    assert (status, answer["error"]) == (400, "INVALID_BODY")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"profiles": [{"identityMap": {"email": [{"id": "a@example.com"}]}, "attributes": {"x": NaN}}]}',
+        b'{"profiles": [{"identityMap": {"email": [{"id": "a@example.com"}]}, "attributes": {"x": Infinity}}]}',
+        b'{"profiles":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"profiles": [' + b"1" * 5000 + b"]}",
+    ],
+    ids=["NaN", "Infinity", "deep", "huge-int"],
+)
+def test_json_that_is_not_strict_json_gets_400(pipeline, body):
+    answer = pipeline.ingest(body)
+    assert (answer["status"], answer["body"]["error"]) == (400, "INVALID_JSON")
+
+
+def test_bad_profiles_are_per_index_rejections_never_a_failed_request(pipeline):
+    far_future = {"aud-1": {"status": "realized", "lastQualificationTime": "9999-12-31T00:00:00Z"}}
+    body = json.dumps(
+        {
+            "profiles": [
+                1,
+                profile("a@example.com", {"x": "__TOO_BIG__"}),
+                profile("b@example.com", {"x": "\ud800"}),
+                profile(
+                    "c@example.com",
+                    audiences={"": {"status": "realized", "lastQualificationTime": "2025-01-01T00:00:00Z"}},
+                ),
+                profile("d@example.com", audiences=far_future),
+                profile("ok@example.com", {"firstname": "Ok"}),
+            ]
+        }
+    ).encode()
+    body = body.replace(b'"__TOO_BIG__"', b"1e309")  # valid JSON that parses to infinity
+    answer = pipeline.ingest(body)
+    assert answer["status"] == 202
+    assert answer["body"]["accepted"] == 1
+    assert [(r["index"], r["reason"]) for r in answer["body"]["rejected"]] == [
+        (0, "INVALID_PROFILE"),
+        (1, "INVALID_ATTRIBUTE"),
+        (2, "INVALID_PROFILE"),
+        (3, "INVALID_MEMBERSHIP"),
+        (4, "INVALID_MEMBERSHIP"),
+    ]
+
+
+@pytest.mark.parametrize("secret", ["not json", json.dumps({"bearerTokens": [""]}), json.dumps([1, 2])])
+def test_a_malformed_webhook_secret_is_a_503_not_a_crash(pipeline, secret):
+    boto3.client("secretsmanager").put_secret_value(SecretId=WEBHOOK_SECRET_NAME, SecretString=secret)
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    answer = pipeline.ingest(b'{"profiles": [{}]}')
+    assert (answer["status"], answer["body"]["error"]) == (503, "SERVICE_UNAVAILABLE")
+
+
+def test_a_huge_identity_list_is_answered_quickly(pipeline):
+    identities = [{"id": f"{i}@b.zz"} for i in range(50_000)]
+    answer = pipeline.ingest(json.dumps({"profiles": [{"identityMap": {"email": identities}}]}).encode())
+    assert answer["status"] == 202
+    [rejection] = answer["body"]["rejected"]
+    assert rejection["reason"] == "INVALID_EMAIL"
+    assert len(rejection["detail"]) < 1000
+
+
+@pytest.fixture
+def portal_pipeline(pipeline_env):
+    with LocalPipeline(
+        portal=load_portal(EVENTS / "portals" / "bug-cases.json"), handler_output=io.StringIO()
+    ) as running:
+        yield running
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"trial_end_date": "999999999999999"},
+        {"last_seen": "0001-01-01T00:00:00+01:00"},
+        {"trial_end_date": 1e20},
+        {"lifetime_value": "1E+999999999999999999"},
+        {"lifetime_value": "1e99999999"},
+    ],
+)
+def test_values_out_of_range_are_dropped_and_neighbours_written(portal_pipeline, attributes):
+    body = json.dumps(
+        {
+            "profiles": [
+                profile("innocent@example.com", {"firstname": "I"}),
+                profile("bad@example.com", {**attributes, "firstname": "B"}),
+            ]
+        }
+    )
+    assert portal_pipeline.ingest(body.encode())["status"] == 202
+    portal_pipeline.drain(max_wait_s=5)
+    contacts = {c["properties"]["email"]: c["properties"] for c in portal_pipeline.emulator.snapshot()["contacts"]}
+    assert contacts["innocent@example.com"]["firstname"] == "I"
+    assert contacts["bad@example.com"]["firstname"] == "B"
+    assert not any(contacts["bad@example.com"].get(name) for name in attributes)
+    assert portal_pipeline.dead_letters() == []
+
+
+def test_a_revoked_token_requeues_profiles_without_audiences_too(pipeline_env):
+    hubspot = HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, faults=FaultConfig(revoke_token_after=0))
+    with hubspot, LocalPipeline(emulator=hubspot, handler_output=io.StringIO()) as pipeline:
+        pipeline.ingest(json.dumps({"profiles": [profile("r1@example.com", {"firstname": "R"})]}).encode())
+        stats = pipeline.drain(max_wait_s=0)
+        assert stats["invocations"] == 1  # requeued once, no crash loop
+        assert pipeline.dead_letters() == []
+
+
+def test_an_audience_property_that_cannot_be_created_affects_only_its_contacts(pipeline_env):
+    fillers = [
+        {
+            "name": f"filler_{i}",
+            "label": f"Filler {i}",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "contactinformation",
+        }
+        for i in range(1000)
+    ]
+    with LocalPipeline(portal={"properties": fillers}, handler_output=io.StringIO()) as pipeline:
+        audience = {"newaud": {"status": "realized", "lastQualificationTime": "2025-01-01T00:00:00Z"}}
+        body = {
+            "profiles": [
+                profile("x@example.com", {"firstname": "X"}, audience),
+                profile("y@example.com", {"firstname": "Y"}),
+            ]
+        }
+        pipeline.ingest(json.dumps(body).encode())
+        pipeline.drain()
+        contacts = {c["properties"]["email"]: c["properties"] for c in pipeline.emulator.snapshot()["contacts"]}
+        letters = pipeline.dead_letters()
+    assert contacts["x@example.com"]["firstname"] == "X"
+    assert contacts["y@example.com"]["firstname"] == "Y"
+    assert [(letter["email"], letter["reason"]) for letter in letters] == [("x@example.com", "PROPERTY_CONFLICT")]
+
+
+def test_base64_flag_with_a_valid_body_still_works(pipeline):
+    raw = json.dumps({"profiles": [profile("a@example.com")]}).encode()
+    event = proxy_event(raw, pipeline.signing_secret)
+    event.update(body=base64.b64encode(raw).decode(), isBase64Encoded=True)
+    assert call(pipeline, event)[0] == 202
