@@ -202,3 +202,13 @@ def test_queue_messages_are_what_ingest_enqueued(pipeline):
     [message] = bodies(queued_messages(pipeline))
     assert message["email"] == "a@example.com"
     assert message["attributes"] == {"zip": "02134"}
+
+
+def test_a_request_without_the_audience_name_keeps_the_label(pipeline):
+    named = {"aud-7": {"status": "realized", "lastQualificationTime": "2025-03-04T10:00:00Z", "name": "VIPs"}}
+    unnamed = {"aud-7": {"status": "exited", "lastQualificationTime": "2025-03-04T11:00:00Z"}}
+    send(pipeline, profile("u@example.com", audiences=named))
+    send(pipeline, profile("u@example.com", audiences=unnamed))
+    prop = {p["name"]: p for p in pipeline.emulator.snapshot()["properties"]}[audience_property_name("aud-7")]
+    assert prop["label"] == "VIPs"
+    assert contacts_by_email(pipeline)["u@example.com"][audience_property_name("aud-7")] == "exited"

@@ -128,13 +128,14 @@ class AudienceProperties:
         logger.info("audience property created", extra={"property": definition["name"]})
         return prop
 
-    def _reconcile(self, prop: dict, audience_name: str) -> None:
+    def _reconcile(self, prop: dict, audience_id: str, audience_name: str) -> None:
         changes: dict = {}
         if prop.get("type") == "enumeration":
             options = _status_options(prop.get("options"))
             if len(options) != len(prop.get("options") or []):
                 changes["options"] = options  # PATCH replaces the whole option list
-        if prop.get("label") != audience_name[:255]:
+        # A name equal to the id means the request carried no name: keep the label a real name gave.
+        if audience_name != audience_id and prop.get("label") != audience_name[:255]:
             changes["label"] = audience_name[:255]
         if changes:
             self._catalog.put(self._client.update_property(prop["name"], changes))
@@ -167,6 +168,6 @@ class AudienceProperties:
                 logger.error("audience property conflict", extra={"property": name, "detail": detail})
                 continue
             else:
-                self._reconcile(prop, audience_name)
+                self._reconcile(prop, audience_id, audience_name)
             resolution.names[audience_id] = name
         return resolution
