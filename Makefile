@@ -8,7 +8,7 @@ SAM_VERSION := 1.170.0
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint validate build pytest clean
+.PHONY: install demo test lint validate build pytest openapi clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -39,6 +39,9 @@ validate: $(SAM)
 # The layer's Makefile installs cp313 arm64 wheels with this interpreter's pip (the venv always has pip).
 build: $(SAM) install
 	LAYER_PYTHON=$(abspath $(BIN)/python) $(SAM) build
+
+openapi: install
+	$(BIN)/python -m hubspot_local.openapi
 
 pytest: install
 	$(BIN)/python -m pytest
