@@ -6,6 +6,8 @@ hubspot-destination dead-letters (--stack-name NAME | --dlq-url URL) [--endpoint
     [--limit N] [--show-emails]
 hubspot-destination redrive (--stack-name NAME | --dlq-url URL --queue-url URL) [--endpoint-url URL] [--region R]
     [--reason CODE ...] [--dry-run] [--json]
+hubspot-destination bench [--profiles N] [--tier T] [--json]
+hubspot-destination chaos [--profiles N] [--seed S] [--json]
 """
 
 import argparse
@@ -15,8 +17,9 @@ import sys
 import threading
 from pathlib import Path
 
-from hubspot_local import dead_letters
+from hubspot_local import bench, chaos, dead_letters
 from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator, load_portal
+from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.pipeline import EMULATOR_TOKEN, ReplayResult, replay
 
 
@@ -125,6 +128,29 @@ def _redrive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    result = bench.run_bench(profiles=args.profiles, tier=args.tier)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    for name, value in result.as_dict().items():
+        print(f"{name}: {value}")
+    return 0
+
+
+def _chaos(args: argparse.Namespace) -> int:
+    result = chaos.run_chaos(profiles=args.profiles, seed=args.seed)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        for name, value in result.as_dict().items():
+            if name != "examples":
+                print(f"{name}: {value}")
+        for example in result.examples:
+            print(f"  {example}")
+    return 0 if result.ok else 1
+
+
 def _add_queue_arguments(command: argparse.ArgumentParser, *, need_source: bool) -> None:
     """`--stack-name` or explicit queue URLs, plus where AWS is (`--endpoint-url`, `--region`)."""
     where = command.add_mutually_exclusive_group(required=True)
@@ -167,6 +193,22 @@ def build_parser() -> argparse.ArgumentParser:
     redrive_cmd.add_argument("--reason", nargs="+", metavar="CODE", help="only dead letters with these reason codes")
     redrive_cmd.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
     redrive_cmd.set_defaults(run=_redrive)
+
+    bench_cmd = commands.add_parser("bench", help="throughput of the local pipeline at a tier's rate limit")
+    bench_cmd.add_argument("--profiles", type=int, default=20_000, help="profiles to send (default 20000)")
+    bench_cmd.add_argument(
+        "--tier", default="professional", choices=list(TIERS), help="HubSpot tier (default professional)"
+    )
+    bench_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    bench_cmd.set_defaults(run=_bench)
+
+    chaos_cmd = commands.add_parser(
+        "chaos", help="the local pipeline under faults; exit 1 if anything is lost or wrong"
+    )
+    chaos_cmd.add_argument("--profiles", type=int, default=10_000, help="profiles to send (default 10000)")
+    chaos_cmd.add_argument("--seed", type=int, default=1, help="seed of the input and of every fault (default 1)")
+    chaos_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    chaos_cmd.set_defaults(run=_chaos)
     return parser
 
 

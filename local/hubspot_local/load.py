@@ -1,0 +1,153 @@
+"""What `bench` and `chaos` share: a thread-safe moto, handler environments, and ingest running beside delivery.
+
+moto's in-process backends are not thread-safe (SQS `DeleteMessage` rebuilds the queue's message list, so a
+message sent by another thread at the same moment can vanish; DynamoDB conditional writes are
+check-then-write), and its SQS checks every message's visibility with datetime arithmetic (about 5 µs a
+message, several times per `SendMessage`/`ReceiveMessage`), which makes each call cost O(queue depth) with
+a large constant. `thread_safe_moto` serialises every moto call behind one lock (they are CPU-bound under
+the GIL anyway, so little concurrency is lost) and compares visibility against `time.time()` directly (the
+same comparison, one clock read); it measures the time spent in moto, and it is where an invocation doomed
+by `MappingChaos` dies (`event_source_mapping.aws_call_checkpoint`).
+"""
+
+import contextlib
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from types import ModuleType
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from moto.core.botocore_stubber import BotocoreStubber
+from moto.sqs.models import Message
+
+from hubspot_local.event_source_mapping import DrainStats, EventSourceMapping, aws_call_checkpoint
+from hubspot_local.lambda_runtime import load_handler_module
+
+
+class MotoTimer:
+    """Time spent in moto calls, in seconds: per thread (waiting for the lock included), and per AWS service
+    (`sqs`, `dynamodb`, `secretsmanager`; moto's own work, all threads together)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._by_service: dict[str, float] = {}
+
+    def add(self, service: str, waited: float, worked: float) -> None:
+        """Charge a call to the calling thread (`waited` for the lock, then `worked` in moto)."""
+        self._local.seconds = self.seconds() + waited + worked
+        with self._lock:
+            self._by_service[service] = self._by_service.get(service, 0.0) + worked
+
+    def seconds(self) -> float:
+        """The calling thread's total so far."""
+        return getattr(self._local, "seconds", 0.0)
+
+    def service_seconds(self, service: str) -> float:
+        """moto's work in `service` so far."""
+        with self._lock:
+            return self._by_service.get(service, 0.0)
+
+
+@contextlib.contextmanager
+def thread_safe_moto() -> Iterator[MotoTimer]:
+    """While active, moto calls run one at a time and SQS visibility checks are cheap (see the module doc).
+
+    Yields:
+        a `MotoTimer` charging each thread with its time in moto.
+    """
+    lock = threading.RLock()
+    timer = MotoTimer()
+    process_request = BotocoreStubber.process_request
+    visible, delayed = Message.visible, Message.delayed
+
+    def serialised(self, request):
+        aws_call_checkpoint()  # where a doomed invocation dies (`MappingChaos.kill_rate`)
+        called = time.perf_counter()
+        with lock:
+            started = time.perf_counter()
+            try:
+                return process_request(self, request)
+            finally:
+                ended = time.perf_counter()
+                timer.add(urlsplit(request.url).hostname.split(".")[0], started - called, ended - started)
+
+    BotocoreStubber.process_request = serialised
+    # moto's own properties compare the same fields with unix_time_millis() built from naive datetimes.
+    Message.visible = property(lambda message: time.time() * 1000 > message.visible_at)
+    Message.delayed = property(lambda message: time.time() * 1000 < message.delayed_until)
+    try:
+        yield timer
+    finally:
+        BotocoreStubber.process_request = process_request
+        Message.visible, Message.delayed = visible, delayed
+
+
+@contextlib.contextmanager
+def environment(**variables: str) -> Iterator[None]:
+    """Set environment variables for the duration (handlers read them at load), then restore them."""
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def load_deliver_environments(count: int, output: TextIO) -> list[ModuleType]:
+    """`count` deliver handler modules, each loaded afresh: one per concurrent execution environment, each
+    with its own HubSpot client and pacing (as Lambda runs each concurrent invocation in its own sandbox).
+    Load-time output (Powertools) goes to `output`."""
+    with contextlib.redirect_stdout(output):
+        return [load_handler_module("deliver") for _ in range(count)]
+
+
+def feed_and_drain(mapping: EventSourceMapping, feed: Callable[[], None], output: TextIO) -> DrainStats:
+    """Run `feed` (which ingests) in this thread while `mapping` drains the queue in the background.
+
+    The drain does not end before `feed` has returned, so an empty queue between two requests does not
+    stop delivery. The handlers' stdout (Powertools metrics) goes to `output` for the whole run, and
+    Powertools' "No application metrics to publish" warning is silenced.
+
+    Raises:
+        whatever `feed` or the drain raised.
+    """
+    fed = threading.Event()
+    outcome: dict = {}
+
+    def drain() -> None:
+        try:
+            outcome["stats"] = mapping.drain(inputs_done=fed)
+        except BaseException as error:  # re-raised in the caller's thread
+            outcome["error"] = error
+
+    with contextlib.redirect_stdout(output), warnings.catch_warnings():
+        # The execution environments share this process's Powertools Metrics store, so an invocation may
+        # find its metrics already flushed by another one.
+        warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
+        delivery = threading.Thread(target=drain, name="event-source-mapping")
+        delivery.start()
+        try:
+            feed()
+        finally:
+            fed.set()
+            delivery.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["stats"]
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile (`fraction` 0.5 for p50, 0.99 for p99) of `values`; 0 when empty."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
