@@ -13,14 +13,18 @@ hubspot-destination chaos [--profiles N] [--seed S] [--json]
 import argparse
 import io
 import json
+import os
 import sys
 import threading
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from hubspot_destination.queue import DEAD_LETTER_REASONS
 from hubspot_local import bench, chaos, dead_letters
-from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator, load_portal
+from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.emulator.ratelimit import TIERS
-from hubspot_local.pipeline import EMULATOR_TOKEN, ReplayResult, replay
+from hubspot_local.pipeline import AUDIENCE_PROPERTY_GROUP, EMULATOR_TOKEN, ReplayResult, replay
 
 
 def _print_summary(result: ReplayResult) -> None:
@@ -37,8 +41,9 @@ def _print_summary(result: ReplayResult) -> None:
     print(f"Delivery: {delivery['invocations']} invocation(s), {delivery['hubspot_requests']} HubSpot request(s)")
     properties = result.hubspot["properties"]
     labels = {p["name"]: p.get("label", p["name"]) for p in properties}
-    print(f"\nHubSpot audience properties ({len(properties)}):")
-    for prop in properties:
+    audience_properties = [p for p in properties if p.get("groupName") == AUDIENCE_PROPERTY_GROUP]
+    print(f"\nHubSpot audience properties ({len(audience_properties)}, group {AUDIENCE_PROPERTY_GROUP}):")
+    for prop in audience_properties:
         print(f"  {prop['name']}  label={prop.get('label')!r}  {prop.get('type')}/{prop.get('fieldType')}")
     contacts = result.hubspot["contacts"]
     print(f"\nHubSpot contacts ({len(contacts)}):")
@@ -54,22 +59,40 @@ def _print_summary(result: ReplayResult) -> None:
         print(f"  {letter['email']}: {letter['reason']} ({letter['detail']})")
 
 
+def _faults(value: str | None) -> FaultConfig | None:
+    """`--faults`: FaultConfig JSON, inline or `@FILE` (fields in docs/emulator.md)."""
+    if not value:
+        return None
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    try:
+        return FaultConfig.model_validate_json(text)
+    except ValidationError as error:
+        raise ValueError(f"--faults: {error.errors(include_url=False)[0]['msg']}") from None
+
+
 def _replay(args: argparse.Namespace) -> int:
+    """Exit status 0 when ingest answered 202 and nothing was dead-lettered, else 1 (usable as a smoke test)."""
     portal = load_portal(args.portal) if args.portal else None
     output = sys.stderr if args.verbose else io.StringIO()
-    result = replay(Path(args.file), hubspot_url=args.hubspot_url, portal=portal, handler_output=output)
+    result = replay(
+        Path(args.file), hubspot_url=args.hubspot_url, portal=portal, handler_output=output, faults=_faults(args.faults)
+    )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))
     else:
         _print_summary(result)
-    return 0
+    return 0 if result.ingest["status"] == 202 and not result.dead_letters else 1
 
 
 def _emulator(args: argparse.Namespace) -> int:
     portal = load_portal(args.portal) if args.portal else None
-    emulator = HubSpotEmulator(tokens={args.token: PRODUCT_SCOPES}, portal=portal, port=args.port)
+    faults = _faults(args.faults)
+    emulator = HubSpotEmulator(
+        tokens={args.token: PRODUCT_SCOPES}, portal=portal, port=args.port, tier=args.tier, faults=faults
+    )
     url = emulator.start()
     print(f"HubSpot emulator on {url} (token {args.token!r}, scopes: {', '.join(sorted(PRODUCT_SCOPES))})")
+    print(f"Tier {args.tier}; faults: {faults.model_dump_json(exclude_defaults=True) if faults else 'none'}")
     print(f"State: {url}/__emulator/state   Stop with Ctrl-C.", flush=True)
     try:
         threading.Event().wait()
@@ -174,12 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--hubspot-url", help="write to this HubSpot instead (token from HUBSPOT_ACCESS_TOKEN)")
     replay_cmd.add_argument("--portal", help="pre-load the emulator's portal from this JSON file")
     replay_cmd.add_argument("--verbose", action="store_true", help="show the handlers' logs and metrics on stderr")
+    replay_cmd.add_argument("--faults", help="emulator fault injection: FaultConfig JSON or @FILE (docs/emulator.md)")
     replay_cmd.set_defaults(run=_replay)
 
     emulator_cmd = commands.add_parser("emulator", help="run the HubSpot emulator alone")
     emulator_cmd.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     emulator_cmd.add_argument("--token", default=EMULATOR_TOKEN, help=f"accepted token (default {EMULATOR_TOKEN})")
     emulator_cmd.add_argument("--portal", help="pre-load the portal from this JSON file")
+    emulator_cmd.add_argument(
+        "--tier", default="professional", choices=list(TIERS), help="rate limits (default professional)"
+    )
+    emulator_cmd.add_argument("--faults", help="fault injection: FaultConfig JSON or @FILE (docs/emulator.md)")
     emulator_cmd.set_defaults(run=_emulator)
 
     dead_letters_cmd = commands.add_parser("dead-letters", help="list dead letters (they stay on the queue)")
@@ -190,7 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     redrive_cmd = commands.add_parser("redrive", help="send dead letters back to the activation queue")
     _add_queue_arguments(redrive_cmd, need_source=True)
-    redrive_cmd.add_argument("--reason", nargs="+", metavar="CODE", help="only dead letters with these reason codes")
+    redrive_cmd.add_argument(
+        "--reason",
+        nargs="+",
+        type=str.upper,
+        choices=[*DEAD_LETTER_REASONS, dead_letters.SQS_REDRIVE_REASON],
+        metavar="CODE",
+        help="only dead letters with these reason codes: " + ", ".join(DEAD_LETTER_REASONS),
+    )
     redrive_cmd.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
     redrive_cmd.set_defaults(run=_redrive)
 
@@ -217,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from failing to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (OSError, ValueError) as error:
         print(f"hubspot-destination: error: {error}", file=sys.stderr)
         return 2

@@ -26,7 +26,7 @@ from hubspot_destination.identity import emails_in_identity_map
 from hubspot_destination.observability import logger
 from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, message_email
 from hubspot_destination.signature import sign
-from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator
+from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
 
@@ -141,8 +141,10 @@ class LocalPipeline:
         portal: dict | None = None,
         emulator: HubSpotEmulator | None = None,
         handler_output: TextIO | None = None,
+        faults: FaultConfig | None = None,
     ):
         self._handler_output = handler_output or sys.stderr
+        self._faults = faults
         self._hubspot_url = hubspot_url
         self._portal = portal
         self.emulator = emulator
@@ -171,7 +173,7 @@ class LocalPipeline:
         parameters.clear_caches()
         if self._own_emulator:
             self.emulator = stack.enter_context(
-                HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, portal=self._portal)
+                HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, portal=self._portal, faults=self._faults)
             )
         base_url = self._hubspot_url or self.emulator.base_url
         token = os.environ.get("HUBSPOT_ACCESS_TOKEN", "") if self._hubspot_url else EMULATOR_TOKEN
@@ -306,7 +308,11 @@ class LocalPipeline:
 
 
 def replay(
-    path: Path, hubspot_url: str | None = None, portal: dict | None = None, handler_output: TextIO | None = None
+    path: Path,
+    hubspot_url: str | None = None,
+    portal: dict | None = None,
+    handler_output: TextIO | None = None,
+    faults: FaultConfig | None = None,
 ) -> ReplayResult:
     """Run FILE through the whole local pipeline and return what happened.
 
@@ -314,7 +320,9 @@ def replay(
         ValueError: FILE is not JSON, or a real portal was asked for without `HUBSPOT_ACCESS_TOKEN`.
     """
     raw_body, template = read_request(path)
-    with LocalPipeline(hubspot_url=hubspot_url, portal=portal, handler_output=handler_output) as pipeline:
+    with LocalPipeline(
+        hubspot_url=hubspot_url, portal=portal, handler_output=handler_output, faults=faults
+    ) as pipeline:
         ingest = pipeline.ingest(raw_body, template)
         delivery = pipeline.drain()
         dead_letters = pipeline.dead_letters()

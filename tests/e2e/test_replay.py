@@ -84,3 +84,28 @@ def test_bad_input_files_get_a_clear_error(args, message):
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_replay_exit_status_is_1_when_ingest_refuses_the_request(tmp_path):
+    body = tmp_path / "empty.json"
+    body.write_text('{"profiles": []}')
+    done = run("replay", str(body), "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["ingest"]["status"] == 422
+
+
+def test_replay_with_injected_faults_still_writes_every_contact():
+    faults = json.dumps({"seed": 4, "error_rates": {"503": 0.3}, "reset_rate": 0.1})
+    done = run("replay", "events/activation.json", "--json", "--faults", faults)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["hubspot"]["contacts"]) == 5
+    assert result["dead_letters"] == []
+
+
+@pytest.mark.parametrize("faults", ['{"error_rates": {"418": 0.5}}', "not json", "@does-not-exist.json"])
+def test_bad_fault_configurations_get_a_clear_error(faults):
+    done = run("replay", "events/activation.json", "--faults", faults)
+    assert done.returncode == 2
+    assert "error" in done.stderr
+    assert "Traceback" not in done.stderr

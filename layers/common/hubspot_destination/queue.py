@@ -16,6 +16,14 @@ from hubspot_destination.models import ProfileUpdate, QueueMessage
 
 SQS_BATCH_ENTRIES = 10
 # Dead-letter message attributes: machine-readable reason code and human-readable detail.
+# The reason codes dead letters carry (README, "Order, retries and dead letters").
+DEAD_LETTER_REASONS = (
+    "INVALID_EMAIL",
+    "INVALID_VALUE",
+    "PROPERTY_CONFLICT",
+    "MALFORMED_MESSAGE",
+    "RETRIES_EXHAUSTED",
+)
 REASON_ATTRIBUTE = "reason"
 DETAIL_ATTRIBUTE = "detail"
 _DETAIL_MAX = 1000
