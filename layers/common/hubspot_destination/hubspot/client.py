@@ -12,6 +12,7 @@ retried here: the caller decides between waiting for the window and handing reco
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,8 +129,10 @@ class HubSpotClient:
 
     Pacing (https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines): requests are
     spaced so this client uses at most `1/share` of the budget; once `X-HubSpot-RateLimit-Max`,
-    `-Remaining` and `-Interval-Milliseconds` arrive, the spacing follows what is really left in the window
-    (another integration may be using the same budget): `interval * share / remaining`.
+    `-Remaining` and `-Interval-Milliseconds` arrive, the spacing follows what the rolling window will
+    allow (another integration may be using the same budget): the budget for the next interval is what
+    remains plus what this app's clients sent in the last interval (it rolls out of the window), less a
+    reserve of `max(share, max / 20)`; each client takes `1/share` of it.
     """
 
     def __init__(
@@ -163,22 +166,29 @@ class HubSpotClient:
         self._share = max(1, share)
         self._min_interval_s = 10.0 * self._share / requests_per_10s if requests_per_10s else 0.0
         self._last_request_at = 0.0
+        self._sent_at: deque[float] = deque()  # this client's recent send times (monotonic s)
         self._paused_until = 0.0
         self.last_rate_limit = RateLimit()
         self.requests_sent = 0
 
-    def _spacing_s(self) -> float:
+    def _spacing_s(self, now: float) -> float:
         """Seconds between two requests, from the tier and the latest rate-limit headers."""
         limit = self.last_rate_limit
         if not self._min_interval_s or limit.remaining is None or not limit.interval_ms:
             return self._min_interval_s
-        return max(self._min_interval_s, limit.interval_ms / 1000 * self._share / max(limit.remaining, 1))
+        interval_s = limit.interval_ms / 1000
+        while self._sent_at and self._sent_at[0] < now - interval_s:
+            self._sent_at.popleft()
+        reserve = max(self._share, (limit.max or 0) // 20)
+        budget = limit.remaining + len(self._sent_at) * self._share - reserve
+        return max(self._min_interval_s, interval_s * self._share / max(budget, 1))
 
     def _pace(self) -> None:
-        wait = self._last_request_at + self._spacing_s() - time.monotonic()
+        wait = self._last_request_at + self._spacing_s(time.monotonic()) - time.monotonic()
         if wait > 0:
             time.sleep(wait)
         self._last_request_at = time.monotonic()
+        self._sent_at.append(self._last_request_at)
 
     def pause(self, seconds: float) -> None:
         """Stop calling HubSpot for `seconds` (e.g. after the DAILY limit); see `paused_for`."""
