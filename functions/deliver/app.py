@@ -12,6 +12,7 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.config import Config
 
 from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
 from hubspot_destination.coercion import NumberFormat
@@ -55,8 +56,14 @@ def _sqs():
 
 @cache
 def _versions() -> ContactVersions:
-    table = boto3.resource("dynamodb").Table(settings.contact_versions_table)
-    return ContactVersions(table, settings.contact_lease_seconds, settings.contact_versions_ttl_days)
+    concurrency = settings.contact_versions_concurrency
+    return ContactVersions(
+        boto3.client("dynamodb", config=Config(max_pool_connections=concurrency)),
+        settings.contact_versions_table,
+        settings.contact_lease_seconds,
+        settings.contact_versions_ttl_days,
+        concurrency=concurrency,
+    )
 
 
 @cache

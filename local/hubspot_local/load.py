@@ -1,4 +1,5 @@
-"""What `bench` and `chaos` share: a thread-safe moto, handler environments, and ingest running beside delivery.
+"""What the local runs share: a thread-safe moto (every `LocalPipeline`), handler environments and ingest running
+beside delivery (`bench`, `chaos`).
 
 moto's in-process backends are not thread-safe (SQS `DeleteMessage` rebuilds the queue's message list, so a
 message sent by another thread at the same moment can vanish; DynamoDB conditional writes are
@@ -53,13 +54,21 @@ class MotoTimer:
             return self._by_service.get(service, 0.0)
 
 
+_active: list[MotoTimer] = []  # the timer of the `thread_safe_moto` in force, if any
+
+
 @contextlib.contextmanager
 def thread_safe_moto() -> Iterator[MotoTimer]:
     """While active, moto calls run one at a time and SQS visibility checks are cheap (see the module doc).
+    Entered again while active (a `LocalPipeline` inside `bench`), it changes nothing and yields the same
+    timer.
 
     Yields:
         a `MotoTimer` charging each thread with its time in moto.
     """
+    if _active:
+        yield _active[0]
+        return
     lock = threading.RLock()
     timer = MotoTimer()
     process_request = BotocoreStubber.process_request
@@ -80,9 +89,11 @@ def thread_safe_moto() -> Iterator[MotoTimer]:
     # moto's own properties compare the same fields with unix_time_millis() built from naive datetimes.
     Message.visible = property(lambda message: time.time() * 1000 > message.visible_at)
     Message.delayed = property(lambda message: time.time() * 1000 < message.delayed_until)
+    _active.append(timer)
     try:
         yield timer
     finally:
+        _active.clear()
         BotocoreStubber.process_request = process_request
         Message.visible, Message.delayed = visible, delayed
 

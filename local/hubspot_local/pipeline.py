@@ -29,6 +29,7 @@ from hubspot_destination.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
+from hubspot_local.load import thread_safe_moto
 
 EMULATOR_TOKEN = "local-dev-token"  # noqa: S105 - the emulator's public test token
 QUEUE_NAME = "hubspot-destination-activations"
@@ -167,6 +168,8 @@ class LocalPipeline:
         # Local runs keep backoff short so a replay finishes in seconds (production: 10 s, doubling).
         os.environ.setdefault("RETRY_BASE_DELAY_SECONDS", "1")
         stack.enter_context(mock_aws())
+        # The deliver function writes contact leases from several threads; moto is not thread-safe.
+        stack.enter_context(thread_safe_moto())
         # Powertools' Logger holds the stream it was created with; point it at the handlers' output too.
         handler = logger.registered_handler
         stack.callback(handler.setStream, handler.setStream(self._handler_output))

@@ -2,11 +2,12 @@
 deliveries safe, through the real handlers against the emulator."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 
 from hubspot_destination.audiences import audience_property_name
-from hubspot_destination.ordering import ContactVersions, contact_key
+from hubspot_destination.ordering import ContactVersions, WrittenVersions, contact_key
 from hubspot_local.pipeline import VERSIONS_TABLE
 from tests.conftest import queued_messages
 
@@ -81,6 +82,10 @@ def test_a_replayed_message_is_harmless(pipeline):
     assert pipeline.dead_letters() == []
 
 
+def versions_table(**options) -> ContactVersions:
+    return ContactVersions(boto3.client("dynamodb"), VERSIONS_TABLE, lease_s=90, ttl_days=35, **options)
+
+
 def test_versions_are_keyed_by_email_hash_and_record_what_was_written(pipeline):
     [body] = enqueue(pipeline, profile("realized", "2025-03-04T10:00:00Z", city="York"))
     deliver(pipeline, body)
@@ -88,19 +93,67 @@ def test_versions_are_keyed_by_email_hash_and_record_what_was_written(pipeline):
     [item] = table.scan()["Items"]
     assert item["contact"] == contact_key("user1@example.com")
     assert "user1@example.com" not in json.dumps(item, default=str)
-    assert set(item["attrs"]) == {"city"}
-    assert int(item["auds"]["aud-1"]) == 1741082400000000  # 2025-03-04T10:00:00Z in µs
-    assert "lease_owner" not in item  # released after the write
+    versions = json.loads(item["versions"])
+    assert set(versions["attributes"]) == {"city"}
+    assert versions["audiences"] == {"aud-1": 1741082400000000}  # 2025-03-04T10:00:00Z in µs
+    assert item["lease_until"] == 0  # released after the write
+    assert item["seq"] == 1
 
 
 def test_a_contact_leased_by_another_invocation_is_requeued_not_written(pipeline):
     [body] = enqueue(pipeline, profile("realized", "2025-03-04T10:00:00Z", city="York"))
-    versions = ContactVersions(boto3.resource("dynamodb").Table(VERSIONS_TABLE), lease_s=90, ttl_days=35)
-    assert versions.acquire("user1@example.com", "another-invocation") is not None
+    versions = versions_table()
+    [lease] = versions.acquire(["user1@example.com"]).values()
     pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
     pipeline.drain(max_wait_s=0)
     assert pipeline.emulator.snapshot()["contacts"] == []
     assert pipeline.dead_letters() == []
-    versions.release("user1@example.com", "another-invocation")
+    versions.release([lease], {})
     pipeline.drain(max_wait_s=10)  # the requeued copy comes back after its short delay
     assert contact(pipeline)["city"] == "York"
+
+
+def test_of_two_invocations_racing_for_a_contact_exactly_one_gets_it(pipeline):
+    emails = [f"user{i}@example.com" for i in range(150)]  # more than one BatchGetItem
+    first, second = versions_table(), versions_table()
+    with ThreadPoolExecutor(2) as pool:
+        won = list(pool.map(lambda table: table.acquire(emails), (first, second)))
+    assert sorted([*won[0], *won[1]]) == sorted(emails)  # each contact leased once, by one of them
+    assert second.acquire(emails) == {}  # all held
+    first.release(won[0].values(), {})
+    assert set(second.acquire(emails)) == set(won[0])  # released ones can be taken again
+
+
+def test_records_merge_with_what_was_written_and_keep_the_newest_time(pipeline):
+    versions = versions_table()
+    [lease] = versions.acquire(["a@example.com"]).values()
+    versions.release([lease], {"a@example.com": WrittenVersions({"city": 20, "zip": 5}, {"aud-1": 7})})
+    [lease] = versions.acquire(["a@example.com"]).values()
+    assert lease.written == WrittenVersions({"city": 20, "zip": 5}, {"aud-1": 7})
+    versions.release([lease], {"a@example.com": WrittenVersions({"city": 10, "phone": 3}, {"aud-2": 1})})
+    [lease] = versions.acquire(["a@example.com"]).values()
+    assert lease.written == WrittenVersions({"city": 20, "zip": 5, "phone": 3}, {"aud-1": 7, "aud-2": 1})
+
+
+def test_an_expired_lease_is_taken_over_and_its_late_record_is_not_written(pipeline):
+    now = [1_000_000.0]
+    slow, fast = versions_table(clock=lambda: now[0]), versions_table(clock=lambda: now[0])
+    [stale] = slow.acquire(["a@example.com"]).values()
+    assert fast.acquire(["a@example.com"]) == {}  # held
+    now[0] += 91  # the holder stalled past its lease
+    [current] = fast.acquire(["a@example.com"]).values()
+    fast.release([current], {"a@example.com": WrittenVersions({"city": 50}, {})})
+    # The stalled holder comes back: its lease ended, so it writes back only if nobody took over.
+    slow.release([stale], {"a@example.com": WrittenVersions({"city": 40, "zip": 40}, {})})
+    [lease] = fast.acquire(["a@example.com"]).values()
+    assert lease.written == WrittenVersions({"city": 50}, {})
+
+
+def test_a_lease_near_its_end_is_still_recorded_when_nobody_took_over(pipeline):
+    now = [1_000_000.0]
+    versions = versions_table(clock=lambda: now[0])
+    [lease] = versions.acquire(["a@example.com"]).values()
+    now[0] += 85  # 5 s left: written back conditionally
+    versions.release([lease], {"a@example.com": WrittenVersions({"city": 50}, {})})
+    [lease] = versions.acquire(["a@example.com"]).values()
+    assert lease.written == WrittenVersions({"city": 50}, {})

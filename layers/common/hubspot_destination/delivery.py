@@ -16,7 +16,6 @@ redelivers); `dead_letter` with a reason code (`INVALID_EMAIL`, `INVALID_VALUE`,
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,7 +36,7 @@ from hubspot_destination.hubspot.client import (
 )
 from hubspot_destination.models import AttributeValue, AudienceUpdate, ProfileUpdate
 from hubspot_destination.observability import email_hash, logger, metrics
-from hubspot_destination.ordering import ContactVersions, epoch_us
+from hubspot_destination.ordering import ContactVersions, Lease, WrittenVersions, epoch_us
 
 _PROPERTY_ERRORS_PREFIX = "Property values were not valid: "
 _EMAIL_PROPERTY = "email"
@@ -76,7 +75,7 @@ class ContactWrite:
     audiences: dict[str, AudienceUpdate] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
     verdict: Verdict | None = None
-    leased: bool = False
+    lease: Lease | None = None
 
     def add(self, message_id: str, update: ProfileUpdate) -> None:
         """Merge one update: its attributes win over older ones, its statuses over older qualifications."""
@@ -170,7 +169,6 @@ class Deliverer:
         self._catalog = catalog
         self._audiences = audiences
         self._versions = versions
-        self._owner = uuid.uuid4().hex
         self._remaining_ms = remaining_ms
         self._policy = policy
         self._catalog_refreshed = False
@@ -178,18 +176,20 @@ class Deliverer:
 
     # -- order across batches --------------------------------------------------------------------
     def _lease(self, contacts: Iterable[ContactWrite]) -> None:
-        """Lease each contact and drop the fields older than what was already written.
+        """Lease the contacts and drop the fields older than what was already written.
 
         A contact leased elsewhere is requeued; one whose every field is stale is settled as delivered
         without calling HubSpot (a late or replayed message). Raises `ClientError` when DynamoDB fails.
         """
+        contacts = list(contacts)
+        leases = self._versions.acquire([contact.email for contact in contacts])
         for contact in contacts:
-            written = self._versions.acquire(contact.email, self._owner)
-            if written is None:
+            contact.lease = leases.get(contact.email)
+            if contact.lease is None:
                 detail = "another invocation is writing this contact"
                 contact.verdict = Verdict("requeue", "CONTACT_BUSY", detail, _BUSY_REQUEUE_S)
                 continue
-            contact.leased = True
+            written = contact.lease.written
             stale = [n for n, t in contact.attribute_times.items() if written.attributes.get(n, -1) > epoch_us(t)]
             for name in stale:
                 del contact.attributes[name], contact.attribute_times[name]
@@ -201,28 +201,27 @@ class Deliverer:
                 contact.verdict = DELIVERED
 
     def _record(self, contacts: Iterable[ContactWrite], audience_names: dict[str, str]) -> None:
-        """Record what was written for each leased contact, or just release its lease."""
-        for contact in contacts:
-            if not contact.leased:
-                continue
-            written = contact.verdict == DELIVERED or (
-                contact.verdict and contact.verdict.reason == "PROPERTY_CONFLICT"
-            )
-            try:
-                if written and contact.properties:
-                    attributes = {n: epoch_us(t) for n, t in contact.attribute_times.items() if n in contact.properties}
-                    audiences = {
+        """Record what was written for each leased contact and release the leases."""
+        leased = [contact for contact in contacts if contact.lease is not None]
+        written: dict[str, WrittenVersions] = {}
+        for contact in leased:
+            verdict = contact.verdict
+            accepted = verdict == DELIVERED or (verdict is not None and verdict.reason == "PROPERTY_CONFLICT")
+            if accepted and contact.properties:
+                written[contact.email] = WrittenVersions(
+                    attributes={n: epoch_us(t) for n, t in contact.attribute_times.items() if n in contact.properties},
+                    audiences={
                         a: epoch_us(s.qualified_at)
                         for a, s in contact.audiences.items()
                         if audience_names.get(a) in contact.properties
-                    }
-                    self._versions.commit(contact.email, self._owner, attributes, audiences)
-                else:
-                    self._versions.release(contact.email, self._owner)
-            except (BotoCoreError, ClientError) as error:
-                # HubSpot holds the write; an older message could now overwrite it: alarm on this metric.
-                metrics.add_metric(name="VersionsNotRecorded", unit=MetricUnit.Count, value=1)
-                logger.error("contact version not recorded", extra={"error": str(error)})
+                    },
+                )
+        try:
+            self._versions.release([contact.lease for contact in leased], written)
+        except (BotoCoreError, ClientError) as error:
+            # HubSpot holds the writes; an older message could now overwrite them: alarm on this metric.
+            metrics.add_metric(name="VersionsNotRecorded", unit=MetricUnit.Count, value=len(written))
+            logger.error("contact versions not recorded", extra={"error": str(error)})
 
     # -- building inputs -------------------------------------------------------------------------
     def _build_properties(self, contact: ContactWrite, audience_names: dict[str, str]) -> None:

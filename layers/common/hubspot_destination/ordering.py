@@ -3,18 +3,34 @@
 SQS standard queues deliver at least once and in no particular order, and AEP retries; so a late or
 replayed message could turn `exited` back into `realized`. The table keeps, per contact (keyed by the
 SHA-256 of its email), the time of the newest value written for each attribute (when it was observed at
-ingest) and for each audience (its `lastQualificationTime`). Before a write the deliver function takes a
-lease on the contact (a conditional update, so two concurrent invocations never write the same contact at
-once) and drops every field older than the table's; after HubSpot accepted the write it records the new
-times and releases the lease. A crashed invocation's lease expires after `lease_s`.
+ingest) and for each audience (its `lastQualificationTime`). Before a write the deliver function leases its
+contacts (so two concurrent invocations never write the same contact at once) and drops every field older
+than the table's; after HubSpot answered it records the new times and releases the leases.
 
-Item: `{"contact": <sha256 hex>, "attrs": {name: epoch µs}, "auds": {audience id: epoch µs},
-"lease_owner": str, "lease_until": epoch ms, "expires": epoch s (TTL)}`.
+Round trips per batch of contacts, so a batch of 100 costs a few tens of milliseconds, not one call per
+contact after another: one consistent `BatchGetItem` per 100 contacts reads the items; the leases are
+conditional `PutItem`s issued concurrently, each conditional on the item's `seq` being the one just read
+(or on there being no item), so of two invocations reading the same item only one takes it; the records
+go back with `BatchWriteItem` (25 items a call), unconditionally: the lease is still held, because it lasts
+longer than the function's timeout, and the lease time is checked on this side before. A lease too close to
+its end is written back conditionally instead (on `seq`), so a lease that did run out can never overwrite
+its next holder's record. A crashed invocation's lease expires after `lease_s`.
+
+Item: `{"contact": <sha256 hex>, "versions": <JSON {"attributes": {name: epoch µs}, "audiences":
+{audience id: epoch µs}}>, "seq": <incremented by each lease>, "lease_until": epoch ms (0 when free),
+"expires": epoch s (TTL)}`. One string for the versions keeps the item small and its reads cheap.
+
+DynamoDB references: conditional writes
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate,
+batch limits (100 keys per `BatchGetItem`, 25 requests per `BatchWriteItem`, unprocessed items to resend)
+https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html.
 """
 
 import hashlib
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +39,11 @@ from botocore.exceptions import ClientError
 from hubspot_destination.observability import logger
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+_GET_LIMIT = 100  # keys per BatchGetItem
+_WRITE_LIMIT = 25  # requests per BatchWriteItem
+_UNPROCESSED_TRIES = 5
+# A lease with less than this left, in seconds, is written back conditionally.
+_LEASE_MARGIN_S = 10
 
 
 def epoch_us(moment: datetime) -> int:
@@ -43,93 +64,173 @@ class WrittenVersions:
     attributes: Mapping[str, int]
     audiences: Mapping[str, int]
 
+    def merged(self, newer: "WrittenVersions") -> "WrittenVersions":
+        """These versions with `newer`'s laid over them, the later time winning per field."""
+
+        def merge(old: Mapping[str, int], new: Mapping[str, int]) -> dict[str, int]:
+            return {**old, **{name: max(stamp, old.get(name, stamp)) for name, stamp in new.items()}}
+
+        return WrittenVersions(merge(self.attributes, newer.attributes), merge(self.audiences, newer.audiences))
+
+
+NOTHING_WRITTEN = WrittenVersions({}, {})
+
+
+@dataclass(frozen=True)
+class Lease:
+    """One contact leased by this invocation: `written` is what was last written (read under the lease),
+    `seq` the item's sequence number while the lease holds, `until_ms` when it ends (epoch ms)."""
+
+    email: str
+    written: WrittenVersions
+    seq: int
+    until_ms: int
+
 
 class ContactVersions:
-    """The contact versions table (a boto3 `Table` resource).
+    """The contact versions table.
 
     Args:
-        table: `boto3.resource("dynamodb").Table(name)`.
+        client: a low-level `boto3.client("dynamodb")` (thread-safe, unlike a `Table` resource), with a
+            connection pool of at least `concurrency`.
+        table_name: the table's name.
         lease_s: how long a lease holds, in seconds (longer than the deliver function's timeout).
         ttl_days: items expire this many days after their last write (AEP forgets exited memberships
             after 30 days, so older versions no longer matter).
         clock: current time in seconds since the epoch.
+        concurrency: conditional writes in flight at once.
     """
 
-    def __init__(self, table, lease_s: int, ttl_days: int, clock: Callable[[], float] = time.time):
-        self._table = table
+    def __init__(
+        self,
+        client,
+        table_name: str,
+        lease_s: int,
+        ttl_days: int,
+        clock: Callable[[], float] = time.time,
+        concurrency: int = 16,
+    ):
+        self._client = client
+        self._table = table_name
         self._lease_s = lease_s
         self._ttl_s = ttl_days * 86_400
         self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="contact-versions")
 
-    def acquire(self, email: str, owner: str) -> WrittenVersions | None:
-        """Lease the contact for `owner` and return what was last written; None when another invocation
-        holds an unexpired lease.
+    def acquire(self, emails: Collection[str]) -> dict[str, Lease]:
+        """Lease the contacts; those another invocation holds (or took a moment ago) are left out.
+
+        Returns:
+            `{email: Lease}` for the contacts now leased by the caller.
 
         Raises:
-            botocore.exceptions.ClientError: DynamoDB failed (other than the lease being held).
+            botocore.exceptions.ClientError, BotoCoreError: DynamoDB failed (leases already taken expire).
         """
-        now = self._clock()
+        keys = {contact_key(email): email for email in emails}
+        items = self._read(list(keys))
+        now_ms = int(self._clock() * 1000)
+        until_ms = now_ms + self._lease_s * 1000
+        wanted = []
+        for key, email in keys.items():
+            item = items.get(key)
+            if item is None:
+                wanted.append(Lease(email, NOTHING_WRITTEN, 1, until_ms))
+            elif int(item["lease_until"]["N"]) < now_ms:
+                wanted.append(Lease(email, _versions(item), int(item["seq"]["N"]) + 1, until_ms))
+        taken = self._pool.map(self._take, wanted)
+        return {lease.email: lease for lease, took in zip(wanted, taken, strict=True) if took}
+
+    def release(self, leases: Iterable[Lease], written: Mapping[str, WrittenVersions]) -> None:
+        """Record the times of the values just written (`{email: versions}`, merged with what was there)
+        and release the leases; a lease without an entry in `written` is released unchanged.
+
+        A lease found taken over (it ran out) is not written back: its next holder decides; a warning
+        is logged.
+
+        Raises:
+            botocore.exceptions.ClientError, BotoCoreError: DynamoDB failed.
+        """
+        safe_until_ms = int((self._clock() + _LEASE_MARGIN_S) * 1000)
+        batched, conditional = [], []
+        for lease in leases:
+            item = self._item(lease, lease.written.merged(written.get(lease.email, NOTHING_WRITTEN)), 0)
+            (batched if lease.until_ms > safe_until_ms else conditional).append((lease, item))
+        for start in range(0, len(batched), _WRITE_LIMIT):
+            self._write_batch([item for _, item in batched[start : start + _WRITE_LIMIT]])
+        for released in self._pool.map(lambda pair: self._put_if_held(*pair), conditional):
+            if not released:
+                logger.warning("contact lease expired before the write was recorded")
+
+    # -- DynamoDB calls ------------------------------------------------------------------------------
+    def _read(self, keys: list[str]) -> dict[str, dict]:
+        """`{key: item}` for the keys that have an item (consistent reads, so a lease just taken shows)."""
+        items: dict[str, dict] = {}
+        for start in range(0, len(keys), _GET_LIMIT):
+            request = {
+                self._table: {
+                    "Keys": [{"contact": {"S": key}} for key in keys[start : start + _GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(_UNPROCESSED_TRIES):
+                answer = self._client.batch_get_item(RequestItems=request)
+                items.update({item["contact"]["S"]: item for item in answer["Responses"].get(self._table, [])})
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(0.05 * 2**attempt)  # throttled: back off before asking again
+            if request:
+                raise _unprocessed("BatchGetItem")
+        return items
+
+    def _take(self, lease: Lease) -> bool:
+        """Write the lease if the item is still as read; False when another invocation got there first."""
+        if lease.seq == 1:
+            condition, values = "attribute_not_exists(contact)", None
+        else:
+            condition, values = "seq = :seq", {":seq": {"N": str(lease.seq - 1)}}
+        return self._put(self._item(lease, lease.written, lease.until_ms), condition, values)
+
+    def _put_if_held(self, lease: Lease, item: dict) -> bool:
+        return self._put(item, "seq = :seq", {":seq": {"N": str(lease.seq)}})
+
+    def _put(self, item: dict, condition: str, values: dict | None) -> bool:
+        arguments = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
+        if values:
+            arguments["ExpressionAttributeValues"] = values
         try:
-            item = self._table.update_item(
-                Key={"contact": contact_key(email)},
-                UpdateExpression=(
-                    "SET lease_owner = :me, lease_until = :until, expires = :expires, "
-                    "attrs = if_not_exists(attrs, :empty), auds = if_not_exists(auds, :empty)"
-                ),
-                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :me",
-                ExpressionAttributeValues={
-                    ":me": owner,
-                    ":now": int(now * 1000),
-                    ":until": int((now + self._lease_s) * 1000),
-                    ":expires": int(now + self._ttl_s),
-                    ":empty": {},
-                },
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
+            self._client.put_item(**arguments)
         except ClientError as error:
             if error.response["Error"]["Code"] == _CONDITION_FAILED:
-                return None
+                return False
             raise
-        return WrittenVersions(
-            attributes={k: int(v) for k, v in item.get("attrs", {}).items()},
-            audiences={k: int(v) for k, v in item.get("auds", {}).items()},
-        )
+        return True
 
-    def commit(self, email: str, owner: str, attributes: Mapping[str, int], audiences: Mapping[str, int]) -> None:
-        """Record the times of the values just written and release the lease.
+    def _write_batch(self, items: list[dict]) -> None:
+        request = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
+        for attempt in range(_UNPROCESSED_TRIES):
+            request = self._client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            if not request:
+                return
+            time.sleep(0.05 * 2**attempt)  # throttled: back off before sending the rest again
+        raise _unprocessed("BatchWriteItem")
 
-        If the lease expired and another invocation took it, nothing is recorded (that invocation
-        decides); a warning is logged.
-
-        Raises:
-            botocore.exceptions.ClientError: DynamoDB failed.
-        """
-        names: dict[str, str] = {}
-        values: dict[str, object] = {":me": owner, ":expires": int(self._clock() + self._ttl_s)}
-        sets = ["expires = :expires"]
-        for prefix, field, times in (("a", "attrs", attributes), ("u", "auds", audiences)):
-            for index, (name, stamp) in enumerate(times.items()):
-                names[f"#{prefix}{index}"] = name
-                values[f":{prefix}{index}"] = stamp
-                sets.append(f"{field}.#{prefix}{index} = :{prefix}{index}")
-        self._update_own(email, "SET " + ", ".join(sets) + " REMOVE lease_owner, lease_until", names, values)
-
-    def release(self, email: str, owner: str) -> None:
-        """Release the lease without recording anything (the write did not happen)."""
-        self._update_own(email, "REMOVE lease_owner, lease_until", {}, {":me": owner})
-
-    def _update_own(self, email: str, expression: str, names: dict, values: dict) -> None:
-        arguments = {
-            "Key": {"contact": contact_key(email)},
-            "UpdateExpression": expression,
-            "ConditionExpression": "lease_owner = :me",
-            "ExpressionAttributeValues": values,
+    def _item(self, lease: Lease, versions: WrittenVersions, lease_until_ms: int) -> dict:
+        document = {"attributes": dict(versions.attributes), "audiences": dict(versions.audiences)}
+        return {
+            "contact": {"S": contact_key(lease.email)},
+            "versions": {"S": json.dumps(document, separators=(",", ":"), sort_keys=True)},
+            "seq": {"N": str(lease.seq)},
+            "lease_until": {"N": str(lease_until_ms)},
+            "expires": {"N": str(int(self._clock() + self._ttl_s))},
         }
-        if names:
-            arguments["ExpressionAttributeNames"] = names
-        try:
-            self._table.update_item(**arguments)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != _CONDITION_FAILED:
-                raise
-            logger.warning("contact lease expired before the write was recorded")
+
+
+def _versions(item: dict) -> WrittenVersions:
+    document = json.loads(item["versions"]["S"])
+    return WrittenVersions(document["attributes"], document["audiences"])
+
+
+def _unprocessed(operation: str) -> ClientError:
+    error = {"Code": "ProvisionedThroughputExceededException", "Message": f"{operation} left items unprocessed"}
+    return ClientError({"Error": error}, operation)

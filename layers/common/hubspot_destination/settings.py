@@ -89,5 +89,8 @@ class DeliverSettings(BaseSettings):
         default=90, alias="CONTACT_LEASE_SECONDS", ge=1, description="Longer than the function timeout."
     )
     contact_versions_ttl_days: int = Field(default=35, alias="CONTACT_VERSIONS_TTL_DAYS", ge=1)
+    contact_versions_concurrency: int = Field(
+        default=16, alias="CONTACT_VERSIONS_CONCURRENCY", ge=1, le=64, description="Lease writes in flight at once."
+    )
     property_cache_seconds: int = Field(default=300, alias="PROPERTY_CACHE_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
