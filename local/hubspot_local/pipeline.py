@@ -167,6 +167,9 @@ class LocalPipeline:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         # Local runs keep backoff short so a replay finishes in seconds (production: 10 s, doubling).
         os.environ.setdefault("RETRY_BASE_DELAY_SECONDS", "1")
+        # moto runs one call at a time (below), so more lease writes in flight than 2 only add threads that
+        # compete with ingest for this one interpreter (production: 16, each waiting on DynamoDB).
+        os.environ.setdefault("CONTACT_VERSIONS_CONCURRENCY", "2")
         stack.enter_context(mock_aws())
         # The deliver function writes contact leases from several threads; moto is not thread-safe.
         stack.enter_context(thread_safe_moto())
