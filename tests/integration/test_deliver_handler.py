@@ -1,5 +1,6 @@
 """DeliverFunction through its real handler: moto SQS and Secrets Manager, the HubSpot emulator over HTTP."""
 
+import io
 import json
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from hubspot_destination.audiences import audience_property_name
 from hubspot_destination.queue import encode_message
 from hubspot_local.lambda_runtime import LambdaContext
+from hubspot_local.pipeline import LocalPipeline
 from tests.conftest import EVENTS, bodies, queued_messages
 
 HIGH_VALUE = "0b7a6c1e-3f2d-4e59-9a61-5c4d3b2a1f00"
@@ -212,3 +214,30 @@ def test_a_request_without_the_audience_name_keeps_the_label(pipeline):
     prop = {p["name"]: p for p in pipeline.emulator.snapshot()["properties"]}[audience_property_name("aud-7")]
     assert prop["label"] == "VIPs"
     assert contacts_by_email(pipeline)["u@example.com"][audience_property_name("aud-7")] == "exited"
+
+
+def emf_metrics(output: str) -> dict[str, list[float]]:
+    """Every metric value the handlers wrote as CloudWatch embedded metric format lines, by name."""
+    values: dict[str, list[float]] = {}
+    for line in output.splitlines():
+        document = json.loads(line) if line.startswith("{") else {}
+        for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                values.setdefault(metric["Name"], []).extend(value if isinstance(value, list) else [value])
+    return values
+
+
+def test_metrics_count_profiles_and_time_each_hubspot_request(pipeline_env, activation_body):
+    output = io.StringIO()
+    with LocalPipeline(handler_output=output) as running:
+        assert running.ingest(activation_body)["status"] == 202
+        running.drain()
+        requests = len(running.emulator.snapshot()["requests"])
+    metrics = emf_metrics(output.getvalue())
+    assert sum(metrics["ProfilesAccepted"]) == 5
+    assert sum(metrics["ProfilesRejected"]) == 1  # the `.con` address: not a top-level domain
+    assert sum(metrics["ProfilesDelivered"]) == 5
+    # One response time per HubSpot request (property list, group, audience properties, upsert, ...), in ms.
+    assert len(metrics["HubSpotResponseTime"]) == requests
+    assert all(0 < ms < 5_000 for ms in metrics["HubSpotResponseTime"])

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import urllib3
+from aws_lambda_powertools.metrics import MetricUnit
 from urllib3.exceptions import HTTPError as Urllib3Error
+
+from hubspot_destination.observability import metrics
 
 # HubSpot's batch endpoints take at most 100 inputs (reference hubspot-api.md §1.4).
 BATCH_LIMIT = 100
@@ -212,10 +215,15 @@ class HubSpotClient:
                 payload = json.dumps(body).encode()
             self._pace()
             self.requests_sent += 1
+            sent = time.monotonic()
             try:
                 response = self._pool.request(method, self._base_url + path, body=payload, headers=headers)
             except Urllib3Error as error:
                 raise HubSpotTransientError(None, None, message=f"{type(error).__name__}: {error}") from error
+            finally:
+                # How long HubSpot takes to answer (urllib3's retries included) sizes DeliverMaximumConcurrency.
+                elapsed_ms = (time.monotonic() - sent) * 1000
+                metrics.add_metric(name="HubSpotResponseTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
             rate_limit = RateLimit.from_headers(response.headers)
             if rate_limit.remaining is not None:
                 self.last_rate_limit = rate_limit
