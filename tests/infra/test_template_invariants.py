@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from hubspot_destination.settings import DeliverSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 LAYER_DIR = ROOT / "layers" / "common"
 
@@ -347,8 +349,19 @@ def layer_is_built_for_lambda_without_docker(stack: Stack) -> list[str]:
     return problems
 
 
+def contact_leases_outlast_the_deliver_function(stack: Stack) -> list[str]:
+    """ordering.py writes records back without a condition while the lease has time left: a live
+    invocation must never outlast its lease (CONTACT_LEASE_SECONDS, or its default, > Timeout)."""
+    lease = stack.env("DeliverFunction").get(
+        "CONTACT_LEASE_SECONDS", DeliverSettings.model_fields["contact_lease_seconds"].default
+    )
+    timeout = stack.resolve(stack.functions["DeliverFunction"].get("Timeout", DEFAULT_LAMBDA_TIMEOUT))
+    return [] if int(stack.resolve(lease)) > timeout else [f"contact lease {lease} s <= deliver Timeout {timeout} s"]
+
+
 INVARIANTS: list[Callable[[Stack], list[str]]] = [
     visibility_timeout_covers_consumer,
+    contact_leases_outlast_the_deliver_function,
     concurrency_is_capped_by_the_poller,
     large_batches_have_a_window,
     partial_batch_responses_are_on,
@@ -389,6 +402,16 @@ def _statement(template: dict[str, Any], role: str, sid: str) -> dict[str, Any]:
 
 
 BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any]], None]]] = [
+    (
+        contact_leases_outlast_the_deliver_function,
+        "deliver timeout as long as the lease",
+        lambda t: _props(t, "DeliverFunction").update(Timeout=90),
+    ),
+    (
+        contact_leases_outlast_the_deliver_function,
+        "lease shortened below the timeout",
+        lambda t: _props(t, "DeliverFunction")["Environment"]["Variables"].update(CONTACT_LEASE_SECONDS="30"),
+    ),
     (
         visibility_timeout_covers_consumer,
         "visibility timeout 5 x",

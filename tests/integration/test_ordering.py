@@ -3,15 +3,34 @@ deliveries safe, through the real handlers against the emulator."""
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 from hubspot_destination.audiences import audience_property_name
-from hubspot_destination.ordering import ContactVersions, WrittenVersions, contact_key
+from hubspot_destination.ordering import ContactVersions, VersionsNotRecorded, WrittenVersions, contact_key, epoch_us
 from hubspot_local.pipeline import VERSIONS_TABLE
 from tests.conftest import queued_messages
 
 AUD = audience_property_name("aud-1")
+
+
+class FaultyDynamoDB:
+    """The real (moto) client, with chosen calls failing or sent twice: `hooks` maps a method name to
+    `hook(real_method, **arguments)`."""
+
+    def __init__(self, **hooks):
+        self._real, self._hooks = boto3.client("dynamodb"), hooks
+
+    def __getattr__(self, name):
+        real, hook = getattr(self._real, name), self._hooks.get(name)
+        return (lambda **arguments: hook(real, **arguments)) if hook else real
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, operation)
 
 
 def profile(status, when, **attributes):
@@ -82,8 +101,9 @@ def test_a_replayed_message_is_harmless(pipeline):
     assert pipeline.dead_letters() == []
 
 
-def versions_table(**options) -> ContactVersions:
-    return ContactVersions(boto3.client("dynamodb"), VERSIONS_TABLE, lease_s=90, ttl_days=35, **options)
+def versions_table(client=None, **options) -> ContactVersions:
+    client = client or boto3.client("dynamodb")
+    return ContactVersions(client, VERSIONS_TABLE, lease_s=90, ttl_days=35, **options)
 
 
 def test_versions_are_keyed_by_email_hash_and_record_what_was_written(pipeline):
@@ -103,7 +123,7 @@ def test_versions_are_keyed_by_email_hash_and_record_what_was_written(pipeline):
 def test_a_contact_leased_by_another_invocation_is_requeued_not_written(pipeline):
     [body] = enqueue(pipeline, profile("realized", "2025-03-04T10:00:00Z", city="York"))
     versions = versions_table()
-    [lease] = versions.acquire(["user1@example.com"]).values()
+    [lease] = versions.acquire(["user1@example.com"]).leases.values()
     pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
     pipeline.drain(max_wait_s=0)
     assert pipeline.emulator.snapshot()["contacts"] == []
@@ -117,43 +137,112 @@ def test_of_two_invocations_racing_for_a_contact_exactly_one_gets_it(pipeline):
     emails = [f"user{i}@example.com" for i in range(150)]  # more than one BatchGetItem
     first, second = versions_table(), versions_table()
     with ThreadPoolExecutor(2) as pool:
-        won = list(pool.map(lambda table: table.acquire(emails), (first, second)))
+        won = [leasing.leases for leasing in pool.map(lambda table: table.acquire(emails), (first, second))]
     assert sorted([*won[0], *won[1]]) == sorted(emails)  # each contact leased once, by one of them
-    assert second.acquire(emails) == {}  # all held
+    assert second.acquire(emails).leases == {}  # all held
     first.release(won[0].values(), {})
-    assert set(second.acquire(emails)) == set(won[0])  # released ones can be taken again
+    assert set(second.acquire(emails).leases) == set(won[0])  # released ones can be taken again
 
 
 def test_records_merge_with_what_was_written_and_keep_the_newest_time(pipeline):
     versions = versions_table()
-    [lease] = versions.acquire(["a@example.com"]).values()
+    [lease] = versions.acquire(["a@example.com"]).leases.values()
     versions.release([lease], {"a@example.com": WrittenVersions({"city": 20, "zip": 5}, {"aud-1": 7})})
-    [lease] = versions.acquire(["a@example.com"]).values()
+    [lease] = versions.acquire(["a@example.com"]).leases.values()
     assert lease.written == WrittenVersions({"city": 20, "zip": 5}, {"aud-1": 7})
     versions.release([lease], {"a@example.com": WrittenVersions({"city": 10, "phone": 3}, {"aud-2": 1})})
-    [lease] = versions.acquire(["a@example.com"]).values()
+    [lease] = versions.acquire(["a@example.com"]).leases.values()
     assert lease.written == WrittenVersions({"city": 20, "zip": 5, "phone": 3}, {"aud-1": 7, "aud-2": 1})
 
 
 def test_an_expired_lease_is_taken_over_and_its_late_record_is_not_written(pipeline):
     now = [1_000_000.0]
     slow, fast = versions_table(clock=lambda: now[0]), versions_table(clock=lambda: now[0])
-    [stale] = slow.acquire(["a@example.com"]).values()
-    assert fast.acquire(["a@example.com"]) == {}  # held
+    [stale] = slow.acquire(["a@example.com"]).leases.values()
+    assert fast.acquire(["a@example.com"]).leases == {}  # held
     now[0] += 91  # the holder stalled past its lease
-    [current] = fast.acquire(["a@example.com"]).values()
+    [current] = fast.acquire(["a@example.com"]).leases.values()
     fast.release([current], {"a@example.com": WrittenVersions({"city": 50}, {})})
     # The stalled holder comes back: its lease ended, so it writes back only if nobody took over.
     slow.release([stale], {"a@example.com": WrittenVersions({"city": 40, "zip": 40}, {})})
-    [lease] = fast.acquire(["a@example.com"]).values()
+    [lease] = fast.acquire(["a@example.com"]).leases.values()
     assert lease.written == WrittenVersions({"city": 50}, {})
 
 
 def test_a_lease_near_its_end_is_still_recorded_when_nobody_took_over(pipeline):
     now = [1_000_000.0]
     versions = versions_table(clock=lambda: now[0])
-    [lease] = versions.acquire(["a@example.com"]).values()
+    [lease] = versions.acquire(["a@example.com"]).leases.values()
     now[0] += 85  # 5 s left: written back conditionally
     versions.release([lease], {"a@example.com": WrittenVersions({"city": 50}, {})})
-    [lease] = versions.acquire(["a@example.com"]).values()
+    [lease] = versions.acquire(["a@example.com"]).leases.values()
     assert lease.written == WrittenVersions({"city": 50}, {})
+
+
+def test_a_late_older_status_given_with_a_utc_offset_is_still_older(pipeline):
+    # 12:30+02:00 is 10:30Z: older than the exit at 11:00Z although its wall-clock time is later.
+    newer, late = enqueue(
+        pipeline,
+        profile("exited", "2025-03-04T11:00:00Z"),
+        profile("realized", "2025-03-04T12:30:00+02:00"),
+    )
+    deliver(pipeline, newer, late)
+    assert contact(pipeline)[AUD] == "exited"
+    assert epoch_us(datetime(2025, 3, 4, 12, 30, tzinfo=timezone(timedelta(hours=2)))) == 1741084200000000
+
+
+def test_a_contact_dynamodb_fails_for_is_reported_and_the_others_are_leased(pipeline):
+    def put_item(real, **arguments):
+        if arguments["Item"]["contact"]["S"] == contact_key("u3@example.com"):
+            raise throttled("PutItem")
+        return real(**arguments)
+
+    emails = [f"u{i}@example.com" for i in range(20)]
+    leasing = versions_table(FaultyDynamoDB(put_item=put_item)).acquire(emails)
+    assert set(leasing.failed) == {"u3@example.com"}
+    assert set(leasing.leases) == set(emails) - {"u3@example.com"}
+
+
+def test_a_lease_whose_answer_was_lost_is_still_ours(pipeline):
+    def put_item(real, **arguments):
+        real(**arguments)  # applied, but the answer is lost: botocore sends the same write again
+        return real(**arguments)
+
+    assert set(versions_table(FaultyDynamoDB(put_item=put_item)).acquire(["a@example.com"]).leases) == {"a@example.com"}
+
+
+def test_a_refused_batch_of_records_is_written_one_by_one(pipeline):
+    calls = []
+
+    def batch_write_item(real, **arguments):
+        calls.append(arguments)
+        if len(calls) == 2:
+            raise throttled("BatchWriteItem")
+        return real(**arguments)
+
+    versions = versions_table(FaultyDynamoDB(batch_write_item=batch_write_item))
+    emails = [f"u{i}@example.com" for i in range(60)]  # batches of 25, 25 and 10
+    leases = versions.acquire(emails).leases
+    versions.release(leases.values(), {email: WrittenVersions({"city": 5}, {}) for email in emails})
+    assert len(calls) == 3
+    again = versions_table().acquire(emails)
+    assert set(again.leases) == set(emails)  # every lease was released...
+    assert all(lease.written.attributes == {"city": 5} for lease in again.leases.values())  # ...and recorded
+
+
+def test_records_dynamodb_refuses_even_one_by_one_are_reported_after_the_others(pipeline):
+    def put_item(real, **arguments):
+        if arguments["Item"]["contact"]["S"] == contact_key("u7@example.com") and "owner" not in arguments["Item"]:
+            raise throttled("PutItem")
+        return real(**arguments)
+
+    def batch_write_item(real, **arguments):
+        raise throttled("BatchWriteItem")
+
+    versions = versions_table(FaultyDynamoDB(put_item=put_item, batch_write_item=batch_write_item))
+    emails = [f"u{i}@example.com" for i in range(30)]
+    leases = versions.acquire(emails).leases
+    with pytest.raises(VersionsNotRecorded) as refused:
+        versions.release(leases.values(), {email: WrittenVersions({"city": 5}, {}) for email in emails})
+    assert refused.value.emails == ["u7@example.com"]
+    assert set(versions_table().acquire(emails).leases) == set(emails) - {"u7@example.com"}  # still leased

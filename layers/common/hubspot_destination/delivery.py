@@ -36,7 +36,7 @@ from hubspot_destination.hubspot.client import (
 )
 from hubspot_destination.models import AttributeValue, AudienceUpdate, ProfileUpdate
 from hubspot_destination.observability import email_hash, logger, metrics
-from hubspot_destination.ordering import ContactVersions, Lease, WrittenVersions, epoch_us
+from hubspot_destination.ordering import ContactVersions, Lease, VersionsNotRecorded, WrittenVersions, epoch_us
 
 _PROPERTY_ERRORS_PREFIX = "Property values were not valid: "
 _EMAIL_PROPERTY = "email"
@@ -74,6 +74,7 @@ class ContactWrite:
     attribute_times: dict[str, datetime] = field(default_factory=dict)
     audiences: dict[str, AudienceUpdate] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
+    audience_properties: dict[str, str] = field(default_factory=dict)  # audience id → property name sent
     verdict: Verdict | None = None
     lease: Lease | None = None
 
@@ -182,9 +183,12 @@ class Deliverer:
         without calling HubSpot (a late or replayed message). Raises `ClientError` when DynamoDB fails.
         """
         contacts = list(contacts)
-        leases = self._versions.acquire([contact.email for contact in contacts])
+        leasing = self._versions.acquire([contact.email for contact in contacts])
         for contact in contacts:
-            contact.lease = leases.get(contact.email)
+            contact.lease = leasing.leases.get(contact.email)
+            if contact.email in leasing.failed:
+                contact.verdict = Verdict("retry", "VERSIONS_UNAVAILABLE", leasing.failed[contact.email])
+                continue
             if contact.lease is None:
                 detail = "another invocation is writing this contact"
                 contact.verdict = Verdict("requeue", "CONTACT_BUSY", detail, _BUSY_REQUEUE_S)
@@ -200,7 +204,7 @@ class Deliverer:
                 metrics.add_metric(name="StaleUpdatesSkipped", unit=MetricUnit.Count, value=1)
                 contact.verdict = DELIVERED
 
-    def _record(self, contacts: Iterable[ContactWrite], audience_names: dict[str, str]) -> None:
+    def _record(self, contacts: Iterable[ContactWrite]) -> None:
         """Record what was written for each leased contact and release the leases."""
         leased = [contact for contact in contacts if contact.lease is not None]
         written: dict[str, WrittenVersions] = {}
@@ -211,16 +215,17 @@ class Deliverer:
                 written[contact.email] = WrittenVersions(
                     attributes={n: epoch_us(t) for n, t in contact.attribute_times.items() if n in contact.properties},
                     audiences={
-                        a: epoch_us(s.qualified_at)
-                        for a, s in contact.audiences.items()
-                        if audience_names.get(a) in contact.properties
+                        a: epoch_us(contact.audiences[a].qualified_at)
+                        for a, name in contact.audience_properties.items()
+                        if name in contact.properties
                     },
                 )
         try:
             self._versions.release([contact.lease for contact in leased], written)
-        except (BotoCoreError, ClientError) as error:
-            # HubSpot holds the writes; an older message could now overwrite them: alarm on this metric.
-            metrics.add_metric(name="VersionsNotRecorded", unit=MetricUnit.Count, value=len(written))
+        except VersionsNotRecorded as error:
+            # HubSpot holds these writes; an older message could now overwrite them: alarm on this metric.
+            unrecorded = sum(1 for email in error.emails if email in written)
+            metrics.add_metric(name="VersionsNotRecorded", unit=MetricUnit.Count, value=unrecorded)
             logger.error("contact versions not recorded", extra={"error": str(error)})
 
     # -- building inputs -------------------------------------------------------------------------
@@ -242,6 +247,7 @@ class Deliverer:
         for audience_id, status in contact.audiences.items():
             if audience_id in audience_names:
                 properties[audience_names[audience_id]] = status.status
+                contact.audience_properties[audience_id] = audience_names[audience_id]
         contact.properties = properties
 
     def _drop(self, contact: ContactWrite, name: str, code: str, detail: str) -> None:
@@ -373,20 +379,19 @@ class Deliverer:
         try:
             self._lease(contacts.values())
         except (BotoCoreError, ClientError) as error:
-            # Leases already taken expire on their own, before SQS shows these records again.
+            # The items could not be read, so no lease was taken.
             self._retry_all(contacts.values(), "VERSIONS_UNAVAILABLE", str(error))
             return self._verdicts(contacts.values())
-        audience_names: dict[str, str] = {}
         try:
-            audience_names = self._write([c for c in contacts.values() if c.verdict is None])
+            self._write([c for c in contacts.values() if c.verdict is None])
         finally:
-            self._record(contacts.values(), audience_names)
+            self._record(contacts.values())
         return self._verdicts(contacts.values())
 
-    def _write(self, contacts: list[ContactWrite]) -> dict[str, str]:
-        """Ensure audience properties and write the contacts; returns `{audience id: property name}`."""
+    def _write(self, contacts: list[ContactWrite]) -> None:
+        """Ensure audience properties and write the contacts."""
         if not contacts:
-            return {}
+            return
         newest_names: dict[str, str] = {}
         for contact in contacts:
             for audience_id, status in contact.audiences.items():
@@ -398,7 +403,7 @@ class Deliverer:
                 self._build_properties(contact, resolution.names)
         except HubSpotError as error:
             self._on_fault(contacts, error)
-            return {}
+            return
         for audience_id in resolution.conflicts:
             metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
             logger.error("audience status not written", extra={"audience": audience_id})
@@ -417,7 +422,6 @@ class Deliverer:
         for contact in pending:
             contact.verdict = Verdict("dead_letter", "INVALID_VALUE", "HubSpot kept refusing this contact's values")
         self._flag_conflicts(contacts, resolution.conflicts)
-        return resolution.names
 
     @staticmethod
     def _flag_conflicts(contacts: Iterable[ContactWrite], conflicts: dict[str, str]) -> None:

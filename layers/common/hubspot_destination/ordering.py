@@ -18,7 +18,8 @@ its next holder's record. A crashed invocation's lease expires after `lease_s`.
 
 Item: `{"contact": <sha256 hex>, "versions": <JSON {"attributes": {name: epoch µs}, "audiences":
 {audience id: epoch µs}}>, "seq": <incremented by each lease>, "lease_until": epoch ms (0 when free),
-"expires": epoch s (TTL)}`. One string for the versions keeps the item small and its reads cheap.
+"owner": <random id, while leased>, "expires": epoch s (TTL)}`. One string for the versions keeps the item
+small and its reads cheap. A failed DynamoDB call never holds up the other contacts of the batch.
 
 DynamoDB references: conditional writes
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate,
@@ -29,12 +30,13 @@ https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteIte
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from hubspot_destination.observability import logger
 
@@ -44,11 +46,14 @@ _WRITE_LIMIT = 25  # requests per BatchWriteItem
 _UNPROCESSED_TRIES = 5
 # A lease with less than this left, in seconds, is written back conditionally.
 _LEASE_MARGIN_S = 10
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def epoch_us(moment: datetime) -> int:
-    """A timezone-aware datetime as integer microseconds since the epoch (exact, unlike float seconds)."""
-    delta = moment - datetime(1970, 1, 1, tzinfo=moment.tzinfo)
+    """A datetime as integer microseconds since the epoch (exact, unlike float seconds); its UTC offset is
+    honoured (`12:00+02:00` is 10:00Z), a naive one is taken as UTC."""
+    # Subtracting datetimes that share a tzinfo ignores the offset: the epoch's is always UTC.
+    delta = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -79,12 +84,31 @@ NOTHING_WRITTEN = WrittenVersions({}, {})
 @dataclass(frozen=True)
 class Lease:
     """One contact leased by this invocation: `written` is what was last written (read under the lease),
-    `seq` the item's sequence number while the lease holds, `until_ms` when it ends (epoch ms)."""
+    `seq` the item's sequence number while the lease holds, `until_ms` when it ends (epoch ms), `owner` who
+    holds it (one random id per `acquire` call)."""
 
     email: str
     written: WrittenVersions
     seq: int
     until_ms: int
+    owner: str
+
+
+@dataclass(frozen=True)
+class Leasing:
+    """What `acquire` got: `leases` by email, and `failed` (`{email: error}`) where DynamoDB failed for that
+    contact; a contact in neither is held by another invocation."""
+
+    leases: dict[str, Lease]
+    failed: dict[str, str]
+
+
+class VersionsNotRecorded(Exception):
+    """DynamoDB failed for some records even one by one; `emails` are those contacts (their leases expire)."""
+
+    def __init__(self, emails: list[str], cause: Exception):
+        super().__init__(f"{len(emails)} contact versions not recorded: {cause}")
+        self.emails = emails
 
 
 class ContactVersions:
@@ -117,38 +141,43 @@ class ContactVersions:
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="contact-versions")
 
-    def acquire(self, emails: Collection[str]) -> dict[str, Lease]:
-        """Lease the contacts; those another invocation holds (or took a moment ago) are left out.
-
-        Returns:
-            `{email: Lease}` for the contacts now leased by the caller.
+    def acquire(self, emails: Collection[str]) -> Leasing:
+        """Lease the contacts; those another invocation holds (or took a moment ago) are left out, and a
+        contact whose conditional write failed is reported in `failed` without holding up the others.
 
         Raises:
-            botocore.exceptions.ClientError, BotoCoreError: DynamoDB failed (leases already taken expire).
+            botocore.exceptions.ClientError, BotoCoreError: the items could not be read (nothing leased).
         """
         keys = {contact_key(email): email for email in emails}
         items = self._read(list(keys))
         now_ms = int(self._clock() * 1000)
-        until_ms = now_ms + self._lease_s * 1000
+        until_ms, owner = now_ms + self._lease_s * 1000, uuid.uuid4().hex
         wanted = []
         for key, email in keys.items():
             item = items.get(key)
             if item is None:
-                wanted.append(Lease(email, NOTHING_WRITTEN, 1, until_ms))
+                wanted.append(Lease(email, NOTHING_WRITTEN, 1, until_ms, owner))
             elif int(item["lease_until"]["N"]) < now_ms:
-                wanted.append(Lease(email, _versions(item), int(item["seq"]["N"]) + 1, until_ms))
-        taken = self._pool.map(self._take, wanted)
-        return {lease.email: lease for lease, took in zip(wanted, taken, strict=True) if took}
+                wanted.append(Lease(email, _versions(item), int(item["seq"]["N"]) + 1, until_ms, owner))
+        leasing = Leasing({}, {})
+        futures = [(lease, self._pool.submit(self._take, lease)) for lease in wanted]
+        for lease, future in futures:
+            try:
+                if future.result():
+                    leasing.leases[lease.email] = lease
+            except (BotoCoreError, ClientError) as error:
+                leasing.failed[lease.email] = str(error)  # if the write did land, the lease just expires
+        return leasing
 
     def release(self, leases: Iterable[Lease], written: Mapping[str, WrittenVersions]) -> None:
         """Record the times of the values just written (`{email: versions}`, merged with what was there)
         and release the leases; a lease without an entry in `written` is released unchanged.
 
-        A lease found taken over (it ran out) is not written back: its next holder decides; a warning
-        is logged.
+        Every record is tried: a batch DynamoDB refused is written again item by item, conditionally. A
+        lease found taken over (it ran out) is not written back: its next holder decides; a warning is logged.
 
         Raises:
-            botocore.exceptions.ClientError, BotoCoreError: DynamoDB failed.
+            VersionsNotRecorded: after trying them all, for the contacts whose record DynamoDB refused.
         """
         safe_until_ms = int((self._clock() + _LEASE_MARGIN_S) * 1000)
         batched, conditional = [], []
@@ -156,10 +185,22 @@ class ContactVersions:
             item = self._item(lease, lease.written.merged(written.get(lease.email, NOTHING_WRITTEN)), 0)
             (batched if lease.until_ms > safe_until_ms else conditional).append((lease, item))
         for start in range(0, len(batched), _WRITE_LIMIT):
-            self._write_batch([item for _, item in batched[start : start + _WRITE_LIMIT]])
-        for released in self._pool.map(lambda pair: self._put_if_held(*pair), conditional):
-            if not released:
-                logger.warning("contact lease expired before the write was recorded")
+            chunk = batched[start : start + _WRITE_LIMIT]
+            try:
+                self._write_batch([item for _, item in chunk])
+            except (BotoCoreError, ClientError):
+                conditional.extend(chunk)  # one by one: whatever did land is rewritten as it is
+        failed, cause = [], None
+        futures = [(lease, self._pool.submit(self._put_if_held, lease, item)) for lease, item in conditional]
+        for lease, future in futures:
+            try:
+                if not future.result():
+                    logger.warning("contact lease expired before the write was recorded")
+            except (BotoCoreError, ClientError) as error:
+                failed.append(lease.email)
+                cause = error
+        if cause is not None:
+            raise VersionsNotRecorded(failed, cause)
 
     # -- DynamoDB calls ------------------------------------------------------------------------------
     def _read(self, keys: list[str]) -> dict[str, dict]:
@@ -189,22 +230,32 @@ class ContactVersions:
             condition, values = "attribute_not_exists(contact)", None
         else:
             condition, values = "seq = :seq", {":seq": {"N": str(lease.seq - 1)}}
-        return self._put(self._item(lease, lease.written, lease.until_ms), condition, values)
+        item = self._item(lease, lease.written, lease.until_ms)
+        item["owner"] = {"S": lease.owner}
+        current = self._put(item, condition, values)
+        # botocore resends a write whose answer was lost: if the first one landed, the lease is ours.
+        return current is None or current.get("owner", {}).get("S") == lease.owner
 
     def _put_if_held(self, lease: Lease, item: dict) -> bool:
-        return self._put(item, "seq = :seq", {":seq": {"N": str(lease.seq)}})
+        return self._put(item, "seq = :seq", {":seq": {"N": str(lease.seq)}}) is None
 
-    def _put(self, item: dict, condition: str, values: dict | None) -> bool:
-        arguments = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
+    def _put(self, item: dict, condition: str, values: dict | None) -> dict | None:
+        """Put the item if `condition` holds: None when written, else the item as it is (`{}` if absent)."""
+        arguments = {
+            "TableName": self._table,
+            "Item": item,
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
         if values:
             arguments["ExpressionAttributeValues"] = values
         try:
             self._client.put_item(**arguments)
         except ClientError as error:
             if error.response["Error"]["Code"] == _CONDITION_FAILED:
-                return False
+                return error.response.get("Item", {})
             raise
-        return True
+        return None
 
     def _write_batch(self, items: list[dict]) -> None:
         request = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
