@@ -246,3 +246,31 @@ def test_records_dynamodb_refuses_even_one_by_one_are_reported_after_the_others(
         versions.release(leases.values(), {email: WrittenVersions({"city": 5}, {}) for email in emails})
     assert refused.value.emails == ["u7@example.com"]
     assert set(versions_table().acquire(emails).leases) == set(emails) - {"u7@example.com"}  # still leased
+
+
+def test_unprocessed_keys_and_items_are_sent_again(pipeline):
+    first_call = {"batch_get_item", "batch_write_item"}
+
+    def unprocessed_once(name, field):
+        def hook(real, **arguments):
+            if name in first_call:  # DynamoDB throttled the whole batch: nothing done, all of it handed back
+                first_call.discard(name)
+                return {"Responses": {}, field: arguments["RequestItems"]}
+            return real(**arguments)
+
+        return hook
+
+    versions = versions_table(
+        FaultyDynamoDB(
+            batch_get_item=unprocessed_once("batch_get_item", "UnprocessedKeys"),
+            batch_write_item=unprocessed_once("batch_write_item", "UnprocessedItems"),
+        )
+    )
+    emails = [f"u{i}@example.com" for i in range(30)]
+    versions.release(
+        versions_table().acquire(emails).leases.values(), {e: WrittenVersions({"city": 5}, {}) for e in emails}
+    )
+    leasing = versions.acquire(emails)  # its read was handed back once
+    assert first_call == set()
+    assert {lease.written.attributes["city"] for lease in leasing.leases.values()} == {5}
+    assert len(leasing.leases) == 30

@@ -7,14 +7,16 @@ ingest) and for each audience (its `lastQualificationTime`). Before a write the 
 contacts (so two concurrent invocations never write the same contact at once) and drops every field older
 than the table's; after HubSpot answered it records the new times and releases the leases.
 
-Round trips per batch of contacts, so a batch of 100 costs a few tens of milliseconds, not one call per
-contact after another: one consistent `BatchGetItem` per 100 contacts reads the items; the leases are
-conditional `PutItem`s issued concurrently, each conditional on the item's `seq` being the one just read
-(or on there being no item), so of two invocations reading the same item only one takes it; the records
-go back with `BatchWriteItem` (25 items a call), unconditionally: the lease is still held, because it lasts
-longer than the function's timeout, and the lease time is checked on this side before. A lease too close to
-its end is written back conditionally instead (on `seq`), so a lease that did run out can never overwrite
-its next holder's record. A crashed invocation's lease expires after `lease_s`.
+A batch of 100 contacts costs a few round trips, not two calls per contact one after the other:
+- read: one consistent `BatchGetItem` per 100 contacts;
+- lease: one conditional `PutItem` per contact, several in flight at once, conditional on the item's `seq`
+  being the one just read (or on there being no item), so of two invocations that read the same item only
+  one gets it;
+- record and release: `BatchWriteItem`, 25 items a call, without a condition: the lease is still held (it
+  lasts longer than the function's timeout, and its time left is checked first). A lease with less than
+  `_LEASE_MARGIN_S` left is written back conditionally on `seq` instead, so a lease that did run out never
+  overwrites its next holder's record.
+A crashed invocation's lease expires after `lease_s`.
 
 Item: `{"contact": <sha256 hex>, "versions": <JSON {"attributes": {name: epoch µs}, "audiences":
 {audience id: epoch µs}}>, "seq": <incremented by each lease>, "lease_until": epoch ms (0 when free),
