@@ -52,3 +52,15 @@ def queued_messages(pipeline, queue_url=None) -> list[dict]:
 def bodies(messages: list[dict]) -> list[dict]:
     """The profiles of queue messages (each message packs several)."""
     return [profile for m in messages for profile in json.loads(m["Body"])["profiles"]]
+
+
+def emf_metrics(output: str) -> dict[str, list[float]]:
+    """Every metric value the handlers wrote as CloudWatch embedded metric format lines, by name."""
+    values: dict[str, list[float]] = {}
+    for line in output.splitlines():
+        document = json.loads(line) if line.startswith("{") else {}
+        for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                values.setdefault(metric["Name"], []).extend(value if isinstance(value, list) else [value])
+    return values

@@ -9,7 +9,7 @@ from hubspot_destination.audiences import audience_property_name
 from hubspot_destination.queue import encode_message
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import LocalPipeline
-from tests.conftest import EVENTS, bodies, queued_messages
+from tests.conftest import EVENTS, bodies, emf_metrics, queued_messages
 
 HIGH_VALUE = "0b7a6c1e-3f2d-4e59-9a61-5c4d3b2a1f00"
 CART = "9e8d7c6b-5a49-4382-b1f0-e2d3c4b5a697"
@@ -214,18 +214,6 @@ def test_a_request_without_the_audience_name_keeps_the_label(pipeline):
     prop = {p["name"]: p for p in pipeline.emulator.snapshot()["properties"]}[audience_property_name("aud-7")]
     assert prop["label"] == "VIPs"
     assert contacts_by_email(pipeline)["u@example.com"][audience_property_name("aud-7")] == "exited"
-
-
-def emf_metrics(output: str) -> dict[str, list[float]]:
-    """Every metric value the handlers wrote as CloudWatch embedded metric format lines, by name."""
-    values: dict[str, list[float]] = {}
-    for line in output.splitlines():
-        document = json.loads(line) if line.startswith("{") else {}
-        for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
-            for metric in directive["Metrics"]:
-                value = document[metric["Name"]]
-                values.setdefault(metric["Name"], []).extend(value if isinstance(value, list) else [value])
-    return values
 
 
 def test_metrics_count_profiles_and_time_each_hubspot_request(pipeline_env, activation_body):

@@ -1,6 +1,7 @@
 """Every fault path of delivery, against the emulator's fault injection over real HTTP: nothing is lost,
 back-pressure never reaches the dead-letter queue, and configuration faults do not empty the queue into it."""
 
+import io
 import json
 
 import boto3
@@ -9,7 +10,7 @@ from aws_lambda_powertools.utilities import parameters
 
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.pipeline import EMULATOR_TOKEN, LocalPipeline
-from tests.conftest import queued_messages
+from tests.conftest import emf_metrics, queued_messages
 
 PROFILES = [
     {
@@ -132,3 +133,21 @@ def test_other_integration_using_the_budget_is_paced_around(fast_requeues):
     )
     assert outcome["emails"] == EMAILS
     assert outcome["dead_letters"] == []
+
+
+def test_a_profile_out_of_attempts_is_dead_lettered_with_its_last_error_and_counted(pipeline_env, monkeypatch):
+    monkeypatch.setenv("MAX_DELIVERY_ATTEMPTS", "1")  # the first transient fault is the last attempt
+    monkeypatch.setenv("HUBSPOT_TIMEOUT_SECONDS", "1")
+    output = io.StringIO()
+    hubspot = emulator(faults=FaultConfig(seed=1, error_rates={503: 1.0}))
+    with hubspot, LocalPipeline(emulator=hubspot, handler_output=output) as pipeline:
+        assert pipeline.ingest(json.dumps({"profiles": PROFILES[:1]}).encode())["status"] == 202
+        pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody="not a queue message")
+        pipeline.drain()
+        letters = {letter["reason"]: letter for letter in pipeline.dead_letters()}
+    assert set(letters) == {"RETRIES_EXHAUSTED", "MALFORMED_MESSAGE"}
+    assert letters["RETRIES_EXHAUSTED"]["email"] == "user0@example.com"
+    assert "503" in letters["RETRIES_EXHAUSTED"]["detail"]
+    metrics = emf_metrics(output.getvalue())
+    assert sum(metrics["ProfilesDeadLettered"]) == 2  # both dead letters, for the alarm
+    assert sum(metrics.get("ProfilesRetried", [0])) == 0

@@ -19,7 +19,7 @@ invocations that crash.
 """
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -102,12 +102,16 @@ def settle_batch(
         }
     resend: dict[tuple[int, int], list[_Profile]] = defaultdict(list)  # (delay s, attempt) -> profiles
     counts = dict.fromkeys(_METRICS, 0)
+    counts["dead_letter"] = sum(len(group) for group in letters.values())  # malformed messages
+    reasons: Counter[str] = Counter()  # why profiles were not delivered, for the log
     for ref, profile in profiles.items():
         verdict = verdicts.get(ref) or Verdict("retry", "UNACCOUNTED", "no verdict")
-        counts[verdict.kind] += 1
         if verdict.kind == "retry" and profile.attempt + 1 >= retry.max_attempts:
             detail = f"{verdict.reason}: {verdict.detail}"
             verdict = Verdict("dead_letter", "RETRIES_EXHAUSTED", detail[:1000])
+        counts[verdict.kind] += 1
+        if verdict.reason:
+            reasons[verdict.reason] += 1
         if verdict.kind == "dead_letter":
             body = encode_message([profile.update], profile.attempt)
             letters[profile.message_id].append(DeadLetter(body, verdict.reason, verdict.detail))
@@ -133,5 +137,6 @@ def settle_batch(
         except (EnqueueError, BotoCoreError, ClientError) as error:
             logger.error("the queue refused requeued profiles; they come back", extra={"error": str(error)})
             failed.update(p.message_id for p in group)
-    logger.info("batch settled", extra={"records": len(records), "failed_records": len(failed), **counts})
+    extra = {"records": len(records), "failed_records": len(failed), **counts, "reasons": dict(reasons)}
+    logger.info("batch settled", extra=extra)
     return failed
