@@ -21,9 +21,16 @@ from datetime import UTC, datetime
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 
 from hubspot_destination.observability import email_hash
-from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, message_email
+from hubspot_destination.queue import (
+    DETAIL_ATTRIBUTE,
+    REASON_ATTRIBUTE,
+    decode_message,
+    encode_message,
+    message_email,
+)
 
 # Reason shown for a dead letter without a `reason` attribute: SQS's redrive policy moved it.
 SQS_REDRIVE_REASON = "REDRIVEN_BY_SQS"
@@ -219,10 +226,20 @@ def listing_as_dict(letters: list[DeadLetterView]) -> dict:
     return {"dead_letters": rows, "by_reason": count_by_reason(letters)}
 
 
+def _first_attempt(body: str) -> str:
+    try:
+        return encode_message(decode_message(body).profiles, attempt=0)
+    except ValidationError:
+        return body
+
+
 def redrive(
     sqs, dlq_url: str, queue_url: str, *, reasons: frozenset[str] | None = None, dry_run: bool = False
 ) -> RedriveResult:
-    """Send dead letters back to the activation queue, each body unchanged and without message attributes.
+    """Send dead letters back to the activation queue, without message attributes, each with its attempt count
+    back to 0: a redrive (after the cause was fixed) starts a new series of retries, where the letter of a
+    profile that ran out of attempts would otherwise get one. The profiles themselves are unchanged, and a
+    body that is not a queue message goes back as it is.
 
     Only dead letters whose reason code is in `reasons` are moved (all when `None`). Each message is
     deleted from the dead-letter queue only after its `SendMessage` succeeded, so none is ever lost; if the
@@ -249,7 +266,7 @@ def redrive(
                     if reasons is not None and reason not in reasons:
                         continue
                     if not dry_run:
-                        sqs.send_message(QueueUrl=queue_url, MessageBody=message["Body"])
+                        sqs.send_message(QueueUrl=queue_url, MessageBody=_first_attempt(message["Body"]))
                         held.delete(message)
                     moved[reason] += 1
             finally:

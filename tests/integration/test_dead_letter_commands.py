@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from hubspot_destination.models import ProfileUpdate
 from hubspot_destination.observability import email_hash
-from hubspot_destination.queue import DeadLetter, encode_message, send_dead_letters
+from hubspot_destination.queue import DeadLetter, decode_message, encode_message, send_dead_letters
 
 CLI = Path(sys.executable).with_name("hubspot-destination")
 REGION = "us-east-1"
@@ -31,15 +31,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _body(email: str) -> str:
+def _body(email: str, attempt: int = 0) -> str:
     """A dead letter as the deliver function writes it: a one-profile queue message."""
     update = ProfileUpdate(
         email=email, attributes={"firstname": "Ana"}, observed_at=datetime.now(UTC), request_id="r-1"
     )
-    return encode_message([update])
+    return encode_message([update], attempt)
 
 
-INVALID = [_body("ana@example.con"), _body("bo@example.con")]
+def _profiles(bodies: list[str]) -> list[str]:
+    """The profiles of queue message bodies, in a comparable form (attempt counts left out)."""
+    return sorted(profile.model_dump_json() for body in bodies for profile in decode_message(body).profiles)
+
+
+INVALID = [_body("ana@example.con"), _body("bo@example.con", attempt=7)]  # the second ran out of attempts
 CONFLICT = _body("cy@example.com")
 BY_SQS = _body("di@example.com")
 
@@ -143,13 +148,14 @@ def test_show_emails_and_limit(aws: Aws) -> None:
     assert len(_listing(aws)["dead_letters"]) == 4
 
 
-def test_redrive_by_reason_moves_only_those_unchanged_and_without_attributes(aws: Aws) -> None:
+def test_redrive_by_reason_moves_only_those_with_attempts_reset_and_without_attributes(aws: Aws) -> None:
     done = aws.run("redrive", "--dlq-url", aws.dlq_url, "--queue-url", aws.queue_url, "--reason", "INVALID_EMAIL")
     assert done.returncode == 0, done.stderr
     assert "Moved 2 dead letter(s)" in done.stdout
 
-    arrived = aws.drain(aws.queue_url)
-    assert sorted(m["Body"] for m in arrived) == sorted(INVALID)
+    arrived = [m["Body"] for m in aws.drain(aws.queue_url)]
+    assert _profiles(arrived) == _profiles(INVALID)  # the profiles unchanged
+    assert [decode_message(body).attempt for body in arrived] == [0, 0]  # a fresh series of retries
     assert all("MessageAttributes" not in m for m in arrived)
     assert _listing(aws)["by_reason"] == {"PROPERTY_CONFLICT": 1, "REDRIVEN_BY_SQS": 1}
 
@@ -162,7 +168,7 @@ def test_full_redrive_empties_the_dead_letter_queue(aws: Aws) -> None:
         "by_reason": {"INVALID_EMAIL": 2, "PROPERTY_CONFLICT": 1, "REDRIVEN_BY_SQS": 1},
         "dry_run": False,
     }
-    assert sorted(m["Body"] for m in aws.drain(aws.queue_url)) == sorted([*INVALID, CONFLICT, BY_SQS])
+    assert _profiles([m["Body"] for m in aws.drain(aws.queue_url)]) == _profiles([*INVALID, CONFLICT, BY_SQS])
     assert aws.drain(aws.dlq_url) == []
 
 
