@@ -187,7 +187,7 @@ def _add_queue_arguments(command: argparse.ArgumentParser, *, need_source: bool)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser (DESIGN.md, CLI contract)."""
+    """The command-line parser (README, "Local tools")."""
     parser = argparse.ArgumentParser(prog="hubspot-destination", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 

@@ -45,7 +45,7 @@ WEBHOOK_SECRET_NAME = "hubspot-destination/webhook"  # noqa: S105 - a secret's n
 
 @dataclass
 class ReplayResult:
-    """Everything `replay --json` prints (DESIGN.md, CLI contract)."""
+    """Everything `replay --json` prints (README, "Local tools")."""
 
     ingest: dict
     delivery: dict

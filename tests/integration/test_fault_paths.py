@@ -3,11 +3,13 @@ back-pressure never reaches the dead-letter queue, and configuration faults do n
 
 import io
 import json
+import time
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
+from hubspot_destination.hubspot.client import HubSpotClient, HubSpotTransientError
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.pipeline import EMULATOR_TOKEN, LocalPipeline
 from tests.conftest import emf_metrics, queued_messages
@@ -151,3 +153,21 @@ def test_a_profile_out_of_attempts_is_dead_lettered_with_its_last_error_and_coun
     metrics = emf_metrics(output.getvalue())
     assert sum(metrics["ProfilesDeadLettered"]) == 2  # both dead letters, for the alarm
     assert sum(metrics.get("ProfilesRetried", [0])) == 0
+
+
+def test_no_hubspot_request_outlives_the_invocation(pipeline_env):
+    hubspot = emulator(faults=FaultConfig(seed=1, slow_rate=1.0, slow_seconds=3))
+    with hubspot:
+        client = HubSpotClient(lambda refresh=False: EMULATOR_TOKEN, base_url=hubspot.base_url, timeout_s=10)
+        assert client.longest_request_s == 3 * (3 + 10) + 2 * 4  # attempts x (connect + read) + waits
+        client.time_left_s = lambda: 1.5  # less than an answer takes: one attempt, cut off in time
+        started = time.monotonic()
+        with pytest.raises(HubSpotTransientError):
+            client.list_properties()
+        assert time.monotonic() - started < 2.5
+        client.time_left_s = lambda: 0.5  # not even worth sending
+        with pytest.raises(HubSpotTransientError, match="no time left"):
+            client.list_properties()
+        assert len(hubspot.snapshot()["requests"]) == 1
+        client.time_left_s = lambda: 60.0  # time enough: the answer comes, late as it is
+        assert client.list_properties()

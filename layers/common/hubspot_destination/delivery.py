@@ -149,7 +149,7 @@ class Deliverer:
     """Writes contacts to one HubSpot portal.
 
     Args:
-        client: the HubSpot adapter.
+        client: the HubSpot adapter; its `time_left_s` is bound to this invocation's remaining time.
         catalog: the portal's contact properties (cached).
         audiences: ensures audience properties.
         versions: the contact versions table (order across batches).
@@ -171,6 +171,8 @@ class Deliverer:
         self._audiences = audiences
         self._versions = versions
         self._remaining_ms = remaining_ms
+        # No HubSpot request may outlive the invocation: a killed invocation's batch costs a receive.
+        client.time_left_s = lambda: (remaining_ms() - _SETTLE_RESERVE_MS) / 1000
         self._policy = policy
         self._catalog_refreshed = False
         self._halt: Verdict | None = None  # set by the daily limit or a token fault: stop calling HubSpot

@@ -1,6 +1,6 @@
 """Authentication of the sender: a bearer key or an HMAC signature over the raw body.
 
-Two accepted forms (DESIGN.md, "Authentication of the sender"), each checked in constant time
+Two accepted forms (README, "Authenticating the sender"), each checked in constant time
 against up to two active secrets so keys rotate without downtime:
 
 - `Authorization: Bearer <key>`: what AEP's Destination SDK can send to a partner endpoint.

@@ -107,7 +107,7 @@ class Portal:
         self._next_id = FIRST_RECORD_ID
         self._by_email: dict[str, int] = {}
 
-    # ---- pre-loading (the --portal file, DESIGN.md "CLI") ----
+    # ---- pre-loading (the --portal file, README, "Local tools") ----
 
     def preload(self, data: dict[str, Any]) -> None:
         """Load groups, property objects and contacts; ``ValueError`` on anything HubSpot could not hold."""
@@ -389,7 +389,7 @@ class Portal:
 
 
 def load_portal(path: str | Path) -> dict[str, Any]:
-    """Read and validate a ``--portal`` file (DESIGN.md "CLI"), returning the portal dict.
+    """Read and validate a ``--portal`` file (README, "Local tools"), returning the portal dict.
 
     Shape: ``{"properties": [property objects as the Properties API returns them], "contacts":
     [{"properties": {"email": ..., ...}, "id"?: "<numeric>"}], "groups"?: [{"name", "label"}]}``. The

@@ -27,6 +27,9 @@ from hubspot_destination.observability import metrics
 BATCH_LIMIT = 100
 # 423 locked, 477 migration in progress (with Retry-After), 5xx: pause and retry (reference hubspot-api.md §1.8).
 _TRANSIENT_STATUSES = frozenset({423, 477, 500, 502, 503, 504})
+_MAX_CONNECT_S = 3.0
+_MAX_WAIT_S = 4.0  # between retries, backoff or Retry-After
+_MIN_ATTEMPT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,9 @@ class HubSpotClient:
         token: a function returning the private-app token; called with `refresh=True` once after a 401 so
             a rotated token is picked up (the token is never logged).
         base_url: `https://api.hubapi.com`, or the local emulator.
-        timeout_s: read timeout per request, in seconds (connect timeout is 5 s at most).
-        retries: urllib3 retries for transient faults.
+        timeout_s: read timeout per attempt, in seconds (the connect timeout is 3 s at most).
+        retries: urllib3 retries for transient faults (waits between them are 4 s at most, `Retry-After`
+            included).
         requests_per_10s: the portal's burst limit (its tier), until HubSpot's headers say otherwise.
         share: how many clients (concurrent invocations) split that budget.
 
@@ -136,14 +140,18 @@ class HubSpotClient:
     allow (another integration may be using the same budget): the budget for the next interval is what
     remains plus what this app's clients sent in the last interval (it rolls out of the window), less a
     reserve of `max(share, max / 20)`; each client takes `1/share` of it.
+
+    Time: set `time_left_s` (seconds the caller can still wait, e.g. the Lambda invocation's remaining time
+    less a reserve) and no request outlives it: while it is shorter than `longest_request_s` (every attempt
+    timing out, plus the waits between them), a request gets one attempt bounded by it, and under 1 s none.
     """
 
     def __init__(
         self,
         token: Callable[..., str],
         base_url: str = "https://api.hubapi.com",
-        timeout_s: float = 20.0,
-        retries: int = 3,
+        timeout_s: float = 10.0,
+        retries: int = 2,
         requests_per_10s: int | None = None,
         share: int = 1,
         pool: urllib3.PoolManager | None = None,
@@ -159,12 +167,16 @@ class HubSpotClient:
             status_forcelist=_TRANSIENT_STATUSES,
             backoff_factor=0.5,
             backoff_jitter=0.25,
-            backoff_max=4.0,
+            backoff_max=_MAX_WAIT_S,
             respect_retry_after_header=True,
+            retry_after_max=int(_MAX_WAIT_S),
             raise_on_status=False,
         )
+        self._connect_s, self._read_s = min(_MAX_CONNECT_S, timeout_s), timeout_s
+        self.longest_request_s = (retries + 1) * (self._connect_s + self._read_s) + retries * _MAX_WAIT_S
+        self.time_left_s: Callable[[], float] | None = None
         self._pool = pool or urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=min(5.0, timeout_s), read=timeout_s), retries=retry, maxsize=4
+            timeout=urllib3.Timeout(connect=self._connect_s, read=self._read_s), retries=retry, maxsize=4
         )
         self._share = max(1, share)
         self._min_interval_s = 10.0 * self._share / requests_per_10s if requests_per_10s else 0.0
@@ -214,10 +226,11 @@ class HubSpotClient:
                 headers["Content-Type"] = "application/json"
                 payload = json.dumps(body).encode()
             self._pace()
+            within = self._within_time_left()
             self.requests_sent += 1
             sent = time.monotonic()
             try:
-                response = self._pool.request(method, self._base_url + path, body=payload, headers=headers)
+                response = self._pool.request(method, self._base_url + path, body=payload, headers=headers, **within)
             except Urllib3Error as error:
                 raise HubSpotTransientError(None, None, message=f"{type(error).__name__}: {error}") from error
             finally:
@@ -240,6 +253,21 @@ class HubSpotClient:
             if response.status != 401 or attempt == 2:
                 raise error
         raise AssertionError("unreachable")
+
+    def _within_time_left(self) -> dict:
+        """urllib3 options that end the request before `time_left_s` runs out; none while it is long enough.
+
+        Raises:
+            HubSpotTransientError: less than 1 s is left (the caller retries it later).
+        """
+        left_s = self.time_left_s() if self.time_left_s else None
+        if left_s is None or left_s >= self.longest_request_s:
+            return {}
+        if left_s < _MIN_ATTEMPT_S:
+            raise HubSpotTransientError(None, None, message="no time left for a HubSpot request")
+        connect_s = min(self._connect_s, left_s / 2)
+        timeout = urllib3.Timeout(total=left_s, connect=connect_s, read=min(self._read_s, left_s))
+        return {"timeout": timeout, "retries": False}
 
     def list_properties(self) -> list[dict]:
         """All contact properties of the portal (HubSpot-defined and custom), as property objects."""
