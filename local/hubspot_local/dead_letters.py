@@ -12,6 +12,7 @@ one-line message.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,6 @@ from hubspot_destination.queue import (
     DETAIL_ATTRIBUTE,
     REASON_ATTRIBUTE,
     decode_message,
-    encode_message,
     message_email,
 )
 
@@ -227,10 +227,15 @@ def listing_as_dict(letters: list[DeadLetterView]) -> dict:
 
 
 def _first_attempt(body: str) -> str:
+    """The queue message with its `attempt` set to 0 and everything else as it was (fields this version does
+    not know included); a body that is not a queue message, unchanged."""
     try:
-        return encode_message(decode_message(body).profiles, attempt=0)
+        decode_message(body)
     except ValidationError:
         return body
+    document = json.loads(body)
+    document["attempt"] = 0
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
 
 def redrive(

@@ -9,8 +9,14 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from hubspot_destination.hubspot.client import HubSpotClient, HubSpotTransientError
+from hubspot_destination.hubspot.client import (
+    HubSpotAuthError,
+    HubSpotClient,
+    HubSpotNoTimeLeft,
+    HubSpotTransientError,
+)
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
+from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, LocalPipeline
 from tests.conftest import emf_metrics, queued_messages
 
@@ -159,15 +165,52 @@ def test_no_hubspot_request_outlives_the_invocation(pipeline_env):
     hubspot = emulator(faults=FaultConfig(seed=1, slow_rate=1.0, slow_seconds=3))
     with hubspot:
         client = HubSpotClient(lambda refresh=False: EMULATOR_TOKEN, base_url=hubspot.base_url, timeout_s=10)
-        assert client.longest_request_s == 3 * (3 + 10) + 2 * 4  # attempts x (connect + read) + waits
+        assert client.longest_request_s == 2 * (3 + 10) + 4  # attempts x (connect + read) + the wait between
         client.time_left_s = lambda: 1.5  # less than an answer takes: one attempt, cut off in time
         started = time.monotonic()
         with pytest.raises(HubSpotTransientError):
             client.list_properties()
         assert time.monotonic() - started < 2.5
         client.time_left_s = lambda: 0.5  # not even worth sending
-        with pytest.raises(HubSpotTransientError, match="no time left"):
+        with pytest.raises(HubSpotNoTimeLeft):
             client.list_properties()
         assert len(hubspot.snapshot()["requests"]) == 1
         client.time_left_s = lambda: 60.0  # time enough: the answer comes, late as it is
         assert client.list_properties()
+
+
+def test_a_pacing_wait_longer_than_the_time_left_sends_nothing_and_waits_for_nothing(pipeline_env):
+    with emulator() as hubspot:
+        client = HubSpotClient(lambda refresh=False: EMULATOR_TOKEN, base_url=hubspot.base_url, requests_per_10s=1)
+        client.list_properties()  # the next request may go 10 s later
+        client.time_left_s = lambda: 5.0
+        started = time.monotonic()
+        with pytest.raises(HubSpotNoTimeLeft):
+            client.list_properties()
+        assert time.monotonic() - started < 1
+        assert len(hubspot.snapshot()["requests"]) == 1
+
+
+def test_a_401_with_no_time_left_to_try_a_fresh_token_stays_an_auth_fault(pipeline_env):
+    left = iter([60.0, 0.5])  # time for the first attempt, none once the token was fetched again
+    with emulator() as hubspot:
+        client = HubSpotClient(lambda refresh=False: "revoked-token", base_url=hubspot.base_url)
+        client.time_left_s = lambda: next(left)
+        with pytest.raises(HubSpotAuthError):
+            client.list_properties()
+
+
+def test_contacts_not_sent_for_lack_of_time_are_requeued_without_counting_an_attempt(pipeline_env):
+    with emulator() as hubspot, LocalPipeline(emulator=hubspot) as pipeline:
+        assert pipeline.ingest(json.dumps({"profiles": PROFILES[:3]}).encode())["status"] == 202
+        [message] = queued_messages(pipeline)
+        record = {"messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"]}
+        # 5.5 s left: the 5-s settle reserve leaves HubSpot half a second, less than a request may take.
+        context = LambdaContext("DeliverFunction", 5.5)
+        response = pipeline.deliver_module.lambda_handler({"Records": [{**record, "eventSource": "aws:sqs"}]}, context)
+        assert response == {"batchItemFailures": []}
+        assert hubspot.snapshot()["requests"] == []
+        assert pipeline.dead_letters() == []
+        [requeued] = queued_messages(pipeline)
+        assert json.loads(requeued["Body"])["attempt"] == 0
+        assert len(json.loads(requeued["Body"])["profiles"]) == 3

@@ -31,6 +31,7 @@ from hubspot_destination.hubspot.client import (
     HubSpotAuthError,
     HubSpotClient,
     HubSpotError,
+    HubSpotNoTimeLeft,
     HubSpotRateLimited,
     HubSpotRequestError,
 )
@@ -42,6 +43,7 @@ _PROPERTY_ERRORS_PREFIX = "Property values were not valid: "
 _EMAIL_PROPERTY = "email"
 # Keep this much of the invocation for settling the batch (dead letters, partial batch response), in ms.
 _SETTLE_RESERVE_MS = 5_000
+_MIN_REQUEST_MS = 1_000  # the HubSpot client sends nothing with less than this left
 _MAX_ROUNDS = 3
 # A contact leased by a concurrent invocation is requeued for this long, in seconds.
 _BUSY_REQUEUE_S = 5
@@ -58,6 +60,8 @@ class Verdict:
 
 
 DELIVERED = Verdict("delivered")
+# Not sent for lack of time in the invocation: handed back at once, without counting an attempt.
+_OUT_OF_TIME = Verdict("requeue", "TIMEOUT", "the invocation ran out of time before sending this contact")
 
 
 @dataclass
@@ -265,7 +269,8 @@ class Deliverer:
 
     # -- sending ---------------------------------------------------------------------------------
     def _has_time(self, wait_ms: float = 0) -> bool:
-        return self._remaining_ms() - wait_ms > _SETTLE_RESERVE_MS
+        """Whether a request can still be sent after waiting `wait_ms`: the settle reserve plus 1 s is left."""
+        return self._remaining_ms() - wait_ms > _SETTLE_RESERVE_MS + _MIN_REQUEST_MS
 
     def _retry_all(self, contacts: Iterable[ContactWrite], reason: str, detail: str) -> None:
         self._settle_all(contacts, Verdict("retry", reason, detail))
@@ -286,6 +291,8 @@ class Deliverer:
             self._settle_all(contacts, self._halt)
         elif isinstance(error, HubSpotRateLimited):
             self._settle_all(contacts, Verdict("requeue", "RATE_LIMITED", str(error), policy.throttle_requeue_s))
+        elif isinstance(error, HubSpotNoTimeLeft):
+            self._settle_all(contacts, _OUT_OF_TIME)
         elif isinstance(error, HubSpotAuthError):
             # A configuration fault (revoked token, missing scope) must not empty the queue into the DLQ.
             metrics.add_metric(name="HubSpotAuthFailures", unit=MetricUnit.Count, value=1)
@@ -414,7 +421,7 @@ class Deliverer:
             if not pending:
                 break
             if not self._has_time():
-                self._retry_all(pending, "TIMEOUT", "the invocation ran out of time")
+                self._settle_all(pending, _OUT_OF_TIME)
                 pending = []
                 break
             again: list[ContactWrite] = []

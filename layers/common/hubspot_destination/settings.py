@@ -59,10 +59,10 @@ class DeliverSettings(BaseSettings):
         description="The portal's burst limit per 10 s (tier); https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines",
     )
     hubspot_timeout_seconds: float = Field(
-        default=10.0,
+        default=20.0,
         alias="HUBSPOT_TIMEOUT_SECONDS",
         gt=0,
-        description="Read timeout per attempt; a request with its 2 retries stays inside the 60-s function timeout.",
+        description="Read timeout per attempt; a request with its 1 retry stays inside the 60-s function timeout.",
     )
     audience_property_group: str = Field(
         default="aep_audiences", alias="AUDIENCE_PROPERTY_GROUP", pattern=r"^[a-z][a-z0-9_]{0,99}$"

@@ -102,14 +102,14 @@ def settle_batch(
         }
     resend: dict[tuple[int, int], list[_Profile]] = defaultdict(list)  # (delay s, attempt) -> profiles
     counts = dict.fromkeys(_METRICS, 0)
-    counts["dead_letter"] = sum(len(group) for group in letters.values())  # malformed messages
-    reasons: Counter[str] = Counter()  # why profiles were not delivered, for the log
+    reasons: Counter[str] = Counter(letter.reason for group in letters.values() for letter in group)  # for the log
     for ref, profile in profiles.items():
         verdict = verdicts.get(ref) or Verdict("retry", "UNACCOUNTED", "no verdict")
         if verdict.kind == "retry" and profile.attempt + 1 >= retry.max_attempts:
             detail = f"{verdict.reason}: {verdict.detail}"
             verdict = Verdict("dead_letter", "RETRIES_EXHAUSTED", detail[:1000])
-        counts[verdict.kind] += 1
+        if verdict.kind != "dead_letter":
+            counts[verdict.kind] += 1  # dead letters are counted once the DLQ took them
         if verdict.reason:
             reasons[verdict.reason] += 1
         if verdict.kind == "dead_letter":
@@ -120,16 +120,17 @@ def settle_batch(
         elif verdict.kind == "retry":
             attempt = profile.attempt + 1
             resend[(retry.delay_s(attempt), attempt)].append(profile)
-    for kind, name in _METRICS.items():
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[kind])
-
     failed: set[str] = set()
     if letters:
+        sent = [letter for group in letters.values() for letter in group]
         try:
-            outbox.dead_letter([letter for group in letters.values() for letter in group])
+            outbox.dead_letter(sent)
+            counts["dead_letter"] = len(sent)
         except (EnqueueError, BotoCoreError, ClientError) as error:
             logger.error("the dead-letter queue refused messages; they come back", extra={"error": str(error)})
             failed.update(letters)
+    for kind, name in _METRICS.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=counts[kind])
     for (delay_s, attempt), group in resend.items():
         bodies = pack([p.update for p in group], max_profiles_per_message, max_message_bytes, attempt)
         try:

@@ -28,6 +28,15 @@ BATCH_LIMIT = 100
 # 423 locked, 477 migration in progress (with Retry-After), 5xx: pause and retry (reference hubspot-api.md §1.8).
 _TRANSIENT_STATUSES = frozenset({423, 477, 500, 502, 503, 504})
 _MAX_CONNECT_S = 3.0
+
+
+class _TransientRetry(urllib3.Retry):
+    """urllib3's `Retry`, retrying only `status_forcelist`: by default it also retries 413, 429 and 503 answers
+    that carry `Retry-After`, and a 429 is the caller's to handle (wait for the window or requeue)."""
+
+    RETRY_AFTER_STATUS_CODES: frozenset[int] = frozenset()
+
+
 _MAX_WAIT_S = 4.0  # between retries, backoff or Retry-After
 _MIN_ATTEMPT_S = 1.0
 
@@ -96,6 +105,14 @@ class HubSpotTransientError(HubSpotError):
     """423, 5xx, timeouts and connection faults that persisted through the client's own retries."""
 
 
+class HubSpotNoTimeLeft(HubSpotError):
+    """The request was not sent: the caller's time (`time_left_s`) would run out first. Nothing is wrong with
+    HubSpot or the data; the caller hands the work back without counting an attempt."""
+
+    def __init__(self, message: str = "no time left for a HubSpot request"):
+        super().__init__(None, None, message=message)
+
+
 class HubSpotRequestError(HubSpotError):
     """Any other 4xx (400 validation errors, 404, 409): retrying the same request will not help."""
 
@@ -150,15 +167,15 @@ class HubSpotClient:
         self,
         token: Callable[..., str],
         base_url: str = "https://api.hubapi.com",
-        timeout_s: float = 10.0,
-        retries: int = 2,
+        timeout_s: float = 20.0,
+        retries: int = 1,
         requests_per_10s: int | None = None,
         share: int = 1,
         pool: urllib3.PoolManager | None = None,
     ):
         self._token = token
         self._base_url = base_url.rstrip("/")
-        retry = urllib3.Retry(
+        retry = _TransientRetry(
             total=retries,
             connect=retries,
             read=retries,
@@ -198,10 +215,9 @@ class HubSpotClient:
         budget = limit.remaining + len(self._sent_at) * self._share - reserve
         return max(self._min_interval_s, interval_s * self._share / max(budget, 1))
 
-    def _pace(self) -> None:
-        wait = self._last_request_at + self._spacing_s(time.monotonic()) - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
+    def _pace(self, wait_s: float) -> None:
+        if wait_s > 0:
+            time.sleep(wait_s)
         self._last_request_at = time.monotonic()
         self._sent_at.append(self._last_request_at)
 
@@ -219,14 +235,21 @@ class HubSpotClient:
         Raises:
             HubSpotAuthError, HubSpotRateLimited, HubSpotTransientError, HubSpotRequestError.
         """
+        refused: HubSpotError | None = None  # a 401, before the token was fetched again
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self._token(refresh=attempt == 2)}", "Accept": "application/json"}
             payload = None
             if body is not None:
                 headers["Content-Type"] = "application/json"
                 payload = json.dumps(body).encode()
-            self._pace()
-            within = self._within_time_left()
+            wait_s = max(0.0, self._last_request_at + self._spacing_s(time.monotonic()) - time.monotonic())
+            try:
+                within = self._within_time_left(wait_s)
+            except HubSpotNoTimeLeft:
+                if refused is not None:
+                    raise refused from None  # the 401 stands: a token fault, not a lack of time
+                raise
+            self._pace(wait_s)
             self.requests_sent += 1
             sent = time.monotonic()
             try:
@@ -252,19 +275,21 @@ class HubSpotClient:
             # A 401 may mean the token was rotated: fetch it again once, then give up.
             if response.status != 401 or attempt == 2:
                 raise error
+            refused = error
         raise AssertionError("unreachable")
 
-    def _within_time_left(self) -> dict:
-        """urllib3 options that end the request before `time_left_s` runs out; none while it is long enough.
+    def _within_time_left(self, wait_s: float) -> dict:
+        """urllib3 options that end the request, after a pacing wait of `wait_s` seconds, before `time_left_s`
+        runs out; none while it is long enough.
 
         Raises:
-            HubSpotTransientError: less than 1 s is left (the caller retries it later).
+            HubSpotNoTimeLeft: less than 1 s would be left once the wait is over (nothing is sent).
         """
-        left_s = self.time_left_s() if self.time_left_s else None
+        left_s = self.time_left_s() - wait_s if self.time_left_s else None
         if left_s is None or left_s >= self.longest_request_s:
             return {}
         if left_s < _MIN_ATTEMPT_S:
-            raise HubSpotTransientError(None, None, message="no time left for a HubSpot request")
+            raise HubSpotNoTimeLeft()
         connect_s = min(self._connect_s, left_s / 2)
         timeout = urllib3.Timeout(total=left_s, connect=connect_s, read=min(self._read_s, left_s))
         return {"timeout": timeout, "retries": False}
