@@ -33,7 +33,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -162,13 +162,11 @@ class ContactVersions:
             elif int(item["lease_until"]["N"]) < now_ms:
                 wanted.append(Lease(email, _versions(item), int(item["seq"]["N"]) + 1, until_ms, owner))
         leasing = Leasing({}, {})
-        futures = [(lease, self._pool.submit(self._take, lease)) for lease in wanted]
-        for lease, future in futures:
-            try:
-                if future.result():
-                    leasing.leases[lease.email] = lease
-            except (BotoCoreError, ClientError) as error:
-                leasing.failed[lease.email] = str(error)  # if the write did land, the lease just expires
+        for lease, outcome in self._in_parallel(self._take, [(lease,) for lease in wanted]):
+            if isinstance(outcome, Exception):
+                leasing.failed[lease.email] = str(outcome)  # if the write did land, the lease just expires
+            elif outcome:
+                leasing.leases[lease.email] = lease
         return leasing
 
     def release(self, leases: Iterable[Lease], written: Mapping[str, WrittenVersions]) -> None:
@@ -193,16 +191,25 @@ class ContactVersions:
             except (BotoCoreError, ClientError):
                 conditional.extend(chunk)  # one by one: whatever did land is rewritten as it is
         failed, cause = [], None
-        futures = [(lease, self._pool.submit(self._put_if_held, lease, item)) for lease, item in conditional]
-        for lease, future in futures:
-            try:
-                if not future.result():
-                    logger.warning("contact lease expired before the write was recorded")
-            except (BotoCoreError, ClientError) as error:
+        for lease, outcome in self._in_parallel(self._put_if_held, conditional):
+            if isinstance(outcome, Exception):
                 failed.append(lease.email)
-                cause = error
+                cause = outcome
+            elif not outcome:
+                logger.warning("contact lease expired before the write was recorded")
         if cause is not None:
             raise VersionsNotRecorded(failed, cause)
+
+    def _in_parallel(self, write: Callable[..., bool], calls: Sequence[tuple]) -> list[tuple[Lease, object]]:
+        """Run `write(*call)` for each call on the pool: `[(the call's lease, its result or DynamoDB error)]`."""
+        futures = [(call[0], self._pool.submit(write, *call)) for call in calls]
+        outcomes: list[tuple[Lease, object]] = []
+        for lease, future in futures:
+            try:
+                outcomes.append((lease, future.result()))
+            except (BotoCoreError, ClientError) as error:
+                outcomes.append((lease, error))
+        return outcomes
 
     # -- DynamoDB calls ------------------------------------------------------------------------------
     def _read(self, keys: list[str]) -> dict[str, dict]:
@@ -215,15 +222,8 @@ class ContactVersions:
                     "ConsistentRead": True,
                 }
             }
-            for attempt in range(_UNPROCESSED_TRIES):
-                answer = self._client.batch_get_item(RequestItems=request)
+            for answer in self._until_processed("batch_get_item", "UnprocessedKeys", request):
                 items.update({item["contact"]["S"]: item for item in answer["Responses"].get(self._table, [])})
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(0.05 * 2**attempt)  # throttled: back off before asking again
-            if request:
-                raise _unprocessed("BatchGetItem")
         return items
 
     def _take(self, lease: Lease) -> bool:
@@ -260,13 +260,25 @@ class ContactVersions:
         return None
 
     def _write_batch(self, items: list[dict]) -> None:
-        request = {self._table: [{"PutRequest": {"Item": item}} for item in items]}
+        puts = [{"PutRequest": {"Item": item}} for item in items]
+        self._until_processed("batch_write_item", "UnprocessedItems", {self._table: puts})
+
+    def _until_processed(self, operation: str, unprocessed: str, request: dict) -> list[dict]:
+        """Call a batch `operation` again with what DynamoDB handed back as `unprocessed` (it was throttled),
+        backing off, until nothing is left; returns every answer.
+
+        Raises:
+            botocore.exceptions.ClientError: items were still unprocessed after a few tries.
+        """
+        answers = []
         for attempt in range(_UNPROCESSED_TRIES):
-            request = self._client.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+            answers.append(getattr(self._client, operation)(RequestItems=request))
+            request = answers[-1].get(unprocessed) or {}
             if not request:
-                return
-            time.sleep(0.05 * 2**attempt)  # throttled: back off before sending the rest again
-        raise _unprocessed("BatchWriteItem")
+                return answers
+            time.sleep(0.05 * 2**attempt)
+        error = {"Code": "ProvisionedThroughputExceededException", "Message": f"{operation} left items unprocessed"}
+        raise ClientError({"Error": error}, operation)
 
     def _item(self, lease: Lease, versions: WrittenVersions, lease_until_ms: int) -> dict:
         document = {"attributes": dict(versions.attributes), "audiences": dict(versions.audiences)}
@@ -282,8 +294,3 @@ class ContactVersions:
 def _versions(item: dict) -> WrittenVersions:
     document = json.loads(item["versions"]["S"])
     return WrittenVersions(document["attributes"], document["audiences"])
-
-
-def _unprocessed(operation: str) -> ClientError:
-    error = {"Code": "ProvisionedThroughputExceededException", "Message": f"{operation} left items unprocessed"}
-    return ClientError({"Error": error}, operation)
