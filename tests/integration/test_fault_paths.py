@@ -42,7 +42,9 @@ def fast_requeues(pipeline_env, monkeypatch):
 def run_with(emulator, *, drain_kwargs=None):
     with emulator, LocalPipeline(emulator=emulator) as pipeline:
         assert pipeline.ingest(json.dumps({"profiles": PROFILES}).encode())["status"] == 202
-        pipeline.drain(**(drain_kwargs or {}))
+        # Long enough for profiles requeued several times (1 s, 2 s, 4 s, ... locally) to come back; the
+        # drain ends as soon as the queue is empty.
+        pipeline.drain(**(drain_kwargs or {"max_wait_s": 150}))
         return {
             "emails": {c["properties"]["email"] for c in emulator.snapshot()["contacts"]},
             "written": {c["properties"]["email"]: c["properties"] for c in emulator.snapshot()["contacts"]},
