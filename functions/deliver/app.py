@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.config import Config
 
-from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
+from hubspot_destination.audiences import AudienceLimits, AudienceProperties, PropertyCatalog
 from hubspot_destination.coercion import NumberFormat
 from hubspot_destination.delivery import Deliverer, DeliveryPolicy
 from hubspot_destination.hubspot.client import HubSpotClient
@@ -78,8 +78,9 @@ def _portal() -> tuple[HubSpotClient, PropertyCatalog, AudienceProperties]:
         share=settings.max_concurrency,
     )
     catalog = PropertyCatalog(client, ttl_s=settings.property_cache_seconds)
+    limits = AudienceLimits(settings.max_audience_properties, settings.max_audience_properties_created)
     audiences = AudienceProperties(
-        client, catalog, settings.audience_property_group, settings.audience_property_group_label
+        client, catalog, settings.audience_property_group, settings.audience_property_group_label, limits
     )
     return client, catalog, audiences
 

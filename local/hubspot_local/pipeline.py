@@ -304,12 +304,14 @@ class LocalPipeline:
             ]
             return {"contacts": contacts, "properties": snapshot["properties"]}
         contacts = []
-        properties = [p for p in self.hubspot_client.list_properties() if p.get("groupName") == AUDIENCE_PROPERTY_GROUP]
+        properties = [
+            p.model_dump() for p in self.hubspot_client.list_properties() if p.groupName == AUDIENCE_PROPERTY_GROUP
+        ]
         names = sorted({"email", *attribute_names} | {p["name"] for p in properties})
         for start in range(0, len(emails), 100):
             for record in self.hubspot_client.batch_read_contacts_by_email(emails[start : start + 100], names):
-                props = record.get("properties", {})
-                contacts.append({"id": record["id"], "email": props.get("email"), "properties": props})
+                props = record.properties
+                contacts.append({"id": record.id, "email": props.get("email"), "properties": props})
         return {"contacts": contacts, "properties": properties}
 
 

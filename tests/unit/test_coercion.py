@@ -1,16 +1,19 @@
 import pytest
 
 from hubspot_destination.coercion import CoercionError, coerce
+from hubspot_destination.hubspot.models import Property
 
 
 def prop(kind, field_type="text", options=(), **extra):
-    return {
-        "name": "p",
-        "type": kind,
-        "fieldType": field_type,
-        "options": [{"label": label, "value": value} for label, value in options],
-        **extra,
-    }
+    return Property.model_validate(
+        {
+            "name": "p",
+            "type": kind,
+            "fieldType": field_type,
+            "options": [{"label": label, "value": value} for label, value in options],
+            **extra,
+        }
+    )
 
 
 TEXT = prop("string")

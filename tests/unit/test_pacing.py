@@ -1,37 +1,100 @@
-"""The HubSpot client's pacing rule (no network: only the spacing arithmetic)."""
+"""The pacing rule and the validation of HubSpot's rate-limit headers (no network: only the arithmetic)."""
 
-from hubspot_destination.hubspot.client import HubSpotClient, RateLimit
+import pytest
+
+from hubspot_destination.hubspot.pacing import Pacer, RateLimit, retry_after_s
+
+TIER_SHARE = 10.0 * 2 / 190
 
 
-def client(share=2, limit=190):
-    return HubSpotClient(lambda refresh=False: "t", requests_per_10s=limit, share=share)
+def pacer(share=2, limit=190):
+    return Pacer(requests_per_10s=limit, share=share)
+
+
+def window(max="190", remaining="190", interval="10000"):
+    return RateLimit.from_headers(
+        {
+            "X-HubSpot-RateLimit-Max": max,
+            "X-HubSpot-RateLimit-Remaining": remaining,
+            "X-HubSpot-RateLimit-Interval-Milliseconds": interval,
+        }
+    )
 
 
 def test_without_headers_each_client_takes_its_share_of_the_tier():
-    assert client(share=2, limit=190)._spacing_s(now=100.0) == 10.0 * 2 / 190
+    assert pacer(share=2, limit=190).spacing_s(now=100.0) == TIER_SHARE
 
 
 def test_a_full_window_paces_close_to_the_tier_share_keeping_a_reserve():
-    paced = client()
-    paced.last_rate_limit = RateLimit(max=190, remaining=190, interval_ms=10_000)
-    tier_share = 10.0 * 2 / 190
-    assert tier_share < paced._spacing_s(now=100.0) < 1.1 * tier_share
+    paced = pacer()
+    paced.observe(window(), now=100.0)
+    assert TIER_SHARE < paced.spacing_s(now=100.0) < 1.1 * TIER_SHARE
 
 
 def test_recent_sends_count_as_budget_that_rolls_out_of_the_window():
-    paced = client()
-    paced.last_rate_limit = RateLimit(max=190, remaining=100, interval_ms=10_000)
-    alone = paced._spacing_s(now=100.0)
+    paced = pacer()
+    paced.observe(window(remaining="100"), now=100.0)
+    alone = paced.spacing_s(now=100.0)
     paced._sent_at.extend(99.0 - i * 0.1 for i in range(45))  # 45 sends in the last 10 s
-    assert paced._spacing_s(now=100.0) < alone
+    assert paced.spacing_s(now=100.0) < alone
     paced._sent_at.clear()
     paced._sent_at.extend([80.0, 85.0])  # older than the window: forgotten
-    assert paced._spacing_s(now=100.0) == alone
+    assert paced.spacing_s(now=100.0) == alone
 
 
 def test_another_integration_using_the_budget_slows_this_client():
-    paced = client()
-    paced.last_rate_limit = RateLimit(max=190, remaining=20, interval_ms=10_000)
-    assert paced._spacing_s(now=100.0) > 10.0 * 2 / 190
-    paced.last_rate_limit = RateLimit(max=190, remaining=0, interval_ms=10_000)
-    assert paced._spacing_s(now=100.0) == 10.0 * 2 / 1  # nothing left: one request per share of the window
+    paced = pacer()
+    paced.observe(window(remaining="20"), now=100.0)
+    assert paced.spacing_s(now=100.0) > TIER_SHARE
+    paced.observe(window(remaining="0"), now=100.0)
+    assert paced.spacing_s(now=100.0) == 10.0 * 2 / 1  # nothing left: one request per share of the window
+
+
+def test_what_the_headers_said_expires_after_one_interval():
+    paced = pacer()
+    paced.observe(window(remaining="0"), now=100.0)
+    assert paced.spacing_s(now=109.9) == 10.0 * 2
+    assert paced.spacing_s(now=110.0) == TIER_SHARE  # a warm client recovers on its own
+
+
+@pytest.mark.parametrize(
+    "poisoned",
+    [
+        {"interval": "999999999999"},
+        {"interval": "86400000"},
+        {"interval": "0"},
+        {"interval": "-10000"},
+        {"interval": "10000.5"},
+        {"interval": "1e12"},
+        {"interval": "ten"},
+        {"interval": ""},
+        {"max": "0"},
+        {"max": "99999999999999999999"},
+        {"remaining": "-1"},
+        {"remaining": "191"},  # more left than the window holds
+        {"remaining": "NaN"},
+        {"remaining": "\u0661\u0669\u0660"},  # Arabic-Indic digits: str.isdigit says yes, int() reads 190
+    ],
+)
+def test_a_header_out_of_its_range_counts_as_absent_and_never_slows_pacing_beyond_a_window(poisoned):
+    headers = window(**poisoned)
+    assert not headers.describes_window
+    paced = pacer()
+    paced.observe(headers, now=100.0)
+    assert paced.spacing_s(now=100.0) == TIER_SHARE
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("2", 2.0), ("0.5", 0.5), ("0", 0.0), (" 10 ", 10.0), ("86400", 86400.0)],
+)
+def test_retry_after_in_seconds_is_read(value, seconds):
+    assert retry_after_s({"Retry-After": value}) == seconds
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["999999999999", "86401", "-1", "inf", "NaN", "1e3", "Wed, 21 Oct 2026 07:28:00 GMT", "", "two", "\u0662"],
+)
+def test_retry_after_that_is_not_a_number_of_seconds_up_to_a_day_counts_as_absent(value):
+    assert retry_after_s({"Retry-After": value}) is None

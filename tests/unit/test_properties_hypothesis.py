@@ -8,13 +8,14 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from hubspot_destination.coercion import CoercionError, coerce
+from hubspot_destination.hubspot.models import Property
 from hubspot_destination.delivery import coalesce
 from hubspot_destination.identity import normalize_email
 from hubspot_destination.models import AudienceUpdate, ProfileUpdate
 
-NUMBER = {"name": "n", "type": "number", "fieldType": "number", "options": []}
-TEXT = {"name": "t", "type": "string", "fieldType": "text", "options": []}
-DATE = {"name": "d", "type": "date", "fieldType": "date", "options": []}
+NUMBER = Property(name="n", type="number", fieldType="number")
+TEXT = Property(name="t", type="string", fieldType="text")
+DATE = Property(name="d", type="date", fieldType="date")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 emails = st.sampled_from(["a@example.com", "b@example.com", "c@example.com"])

@@ -25,6 +25,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
+from hubspot_destination.hubspot.models import Property
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -52,11 +54,6 @@ class NumberFormat:
 
     decimal_places: int | None = None
     thousands_separator: str | None = None
-
-
-def is_read_only(prop: dict) -> bool:
-    """True for calculated properties and those whose `modificationMetadata.readOnlyValue` is set."""
-    return bool(prop.get("calculated")) or bool((prop.get("modificationMetadata") or {}).get("readOnlyValue"))
 
 
 def _plain_decimal(value: Any, number_format: NumberFormat) -> str:
@@ -92,16 +89,15 @@ def _boolean(value: Any) -> str:
     raise CoercionError("INVALID_BOOLEAN", "not a boolean (true/false, 1/0, yes/no)")
 
 
-def _option(value: Any, prop: dict) -> str:
-    options = prop.get("options") or []
+def _option(value: Any, prop: Property) -> str:
     text = _boolean(value) if isinstance(value, bool) else str(value).strip()
-    for option in options:
-        if option.get("value") == text:
+    for option in prop.options:
+        if option.value == text:
             return text
-    for option in options:
-        if str(option.get("label", "")).lower() == text.lower():
-            return option["value"]
-    allowed = ", ".join(str(option.get("value")) for option in options)
+    for option in prop.options:
+        if option.label.lower() == text.lower():
+            return option.value
+    allowed = ", ".join(option.value for option in prop.options)
     raise CoercionError("INVALID_OPTION", f"not one of the allowed options: [{allowed}]")
 
 
@@ -134,30 +130,30 @@ def _epoch_ms(moment: datetime) -> str:
     return str(int(moment.timestamp() * 1000))
 
 
-def coerce(value: Any, prop: dict, number_format: NumberFormat = NumberFormat()) -> str:
+def coerce(value: Any, prop: Property, number_format: NumberFormat = NumberFormat()) -> str:
     """Render one attribute value for a HubSpot property, as the string HubSpot expects.
 
     Args:
         value: the unwrapped attribute value (str, int, float, bool, or a list for checkboxes).
-        prop: the property object as the Properties API returns it (`type`, `fieldType`, `options`, ...).
+        prop: the property as the Properties API lists it (`type`, `fieldType`, `options`, ...).
         number_format: rounding and separator policy for `number` properties.
 
     Raises:
         CoercionError: with HubSpot's error code (`READ_ONLY_VALUE`, `INVALID_OPTION`, `INVALID_NUMBER`,
             `INVALID_BOOLEAN`, `INVALID_DATE`, `INVALID_VALUE`) and a detail.
     """
-    if is_read_only(prop):
-        raise CoercionError("READ_ONLY_VALUE", f"{prop['name']!r} is a read-only or calculated property")
+    if prop.read_only:
+        raise CoercionError("READ_ONLY_VALUE", f"{prop.name!r} is a read-only or calculated property")
     if value == "":
         return ""
-    kind, field_type = prop.get("type"), prop.get("fieldType")
+    kind, field_type = prop.type, prop.fieldType
     if kind == "enumeration" and field_type == "checkbox":
         items = value if isinstance(value, list) else [part for part in str(value).split(";") if part.strip()]
         if not items:
             raise CoercionError("INVALID_OPTION", 'no option values; send "" to clear')
         return ";".join(_option(item, prop) for item in items)
     if isinstance(value, list):
-        raise CoercionError("INVALID_VALUE", f"a list cannot be written to the {kind} property {prop['name']!r}")
+        raise CoercionError("INVALID_VALUE", f"a list cannot be written to the {kind} property {prop.name!r}")
     if kind == "bool" or field_type == "booleancheckbox":
         return _boolean(value)
     if kind == "enumeration":

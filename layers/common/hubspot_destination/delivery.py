@@ -26,15 +26,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hubspot_destination.audiences import AudienceProperties, PropertyCatalog
 from hubspot_destination.coercion import CoercionError, NumberFormat, coerce
-from hubspot_destination.hubspot.client import (
-    BATCH_LIMIT,
+from hubspot_destination.hubspot.client import BATCH_LIMIT, HubSpotClient
+from hubspot_destination.hubspot.errors import (
     HubSpotAuthError,
-    HubSpotClient,
     HubSpotError,
+    HubSpotMalformedAnswer,
     HubSpotNoTimeLeft,
     HubSpotRateLimited,
     HubSpotRequestError,
 )
+from hubspot_destination.hubspot.models import ErrorEnvelope
 from hubspot_destination.models import AttributeValue, AudienceUpdate, ProfileUpdate
 from hubspot_destination.observability import email_hash, logger, metrics
 from hubspot_destination.ordering import ContactVersions, Lease, VersionsNotRecorded, WrittenVersions, epoch_us
@@ -62,6 +63,10 @@ class Verdict:
 DELIVERED = Verdict("delivered")
 # Not sent for lack of time in the invocation: handed back at once, without counting an attempt.
 _OUT_OF_TIME = Verdict("requeue", "TIMEOUT", "the invocation ran out of time before sending this contact")
+# Some of the contact's audience properties wait for a later invocation (AudienceLimits.max_created).
+_AUDIENCES_PENDING = Verdict(
+    "requeue", "AUDIENCE_PROPERTIES_PENDING", "audience properties still to be created", _BUSY_REQUEUE_S
+)
 
 
 @dataclass
@@ -109,26 +114,26 @@ def coalesce(updates: Iterable[tuple[str, ProfileUpdate]]) -> dict[str, ContactW
     return contacts
 
 
-def property_errors(error_body: dict) -> dict[str, str]:
-    """Property-level problems of a HubSpot error body: `{property name: error code}`.
+def property_errors(envelope: ErrorEnvelope) -> dict[str, str]:
+    """Property-level problems of a HubSpot error: `{property name: error code}`.
 
     Reads both shapes HubSpot uses (reference hubspot-api.md §1.7): the JSON array inside
     `message` ("Property values were not valid: [...]") and `errors[].code` with
-    `context.propertyName`.
+    `context.propertyName`. Items of another shape are passed over.
     """
     found: dict[str, str] = {}
-    message = error_body.get("message") or ""
-    if message.startswith(_PROPERTY_ERRORS_PREFIX):
+    if envelope.message.startswith(_PROPERTY_ERRORS_PREFIX):
         try:
-            for item in json.loads(message[len(_PROPERTY_ERRORS_PREFIX) :]):
-                if isinstance(item, dict) and item.get("name"):
-                    found[item["name"]] = item.get("error") or "INVALID_VALUE"
+            items = json.loads(envelope.message[len(_PROPERTY_ERRORS_PREFIX) :])
         except ValueError:
-            pass
-    for item in error_body.get("errors") or []:
-        names = (item.get("context") or {}).get("propertyName") or []
-        for name in names:
-            found.setdefault(name, item.get("code") or "INVALID_VALUE")
+            items = []
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"]:
+                code = item.get("error")
+                found[item["name"]] = code if isinstance(code, str) and code else "INVALID_VALUE"
+    for detail in envelope.errors:
+        for name in detail.context.propertyName:
+            found.setdefault(name, detail.code or "INVALID_VALUE")
     return found
 
 
@@ -242,6 +247,10 @@ class Deliverer:
                 # The identity (identityMap) keys the contact and owns its email; a mapped email is ignored.
                 logger.warning("email attribute ignored", extra={"contact": email_hash(contact.email)})
                 continue
+            if self._audiences.owns(name):
+                # Only memberships write an audience's status, in order (an attribute could reverse an exit).
+                self._drop(contact, name, "AUDIENCE_PROPERTY", "an audience property is written from memberships only")
+                continue
             prop = self._catalog.get(name)
             if prop is None:
                 self._drop(contact, name, "PROPERTY_DOESNT_EXIST", "no such contact property in the portal")
@@ -293,6 +302,9 @@ class Deliverer:
             self._settle_all(contacts, Verdict("requeue", "RATE_LIMITED", str(error), policy.throttle_requeue_s))
         elif isinstance(error, HubSpotNoTimeLeft):
             self._settle_all(contacts, _OUT_OF_TIME)
+        elif isinstance(error, HubSpotMalformedAnswer):
+            logger.warning("HubSpot's answer was not understood", extra={"status": error.status, "error": str(error)})
+            self._retry_all(contacts, "HUBSPOT_MALFORMED_ANSWER", str(error))
         elif isinstance(error, HubSpotAuthError):
             # A configuration fault (revoked token, missing scope) must not empty the queue into the DLQ.
             metrics.add_metric(name="HubSpotAuthFailures", unit=MetricUnit.Count, value=1)
@@ -302,14 +314,14 @@ class Deliverer:
         else:
             self._retry_all(contacts, "HUBSPOT_UNAVAILABLE", str(error))
 
-    def _settle_input_error(self, contact: ContactWrite, error_body: dict) -> bool:
+    def _settle_input_error(self, contact: ContactWrite, envelope: ErrorEnvelope) -> bool:
         """Apply one input's error: True when the input should be sent again without the bad fields."""
-        problems = property_errors(error_body)
+        problems = property_errors(envelope)
         if _EMAIL_PROPERTY in problems:
             contact.verdict = Verdict("dead_letter", "INVALID_EMAIL", f"HubSpot: {problems[_EMAIL_PROPERTY]}")
             return False
         if not problems:
-            detail = f"HubSpot {error_body.get('category', '')}: {error_body.get('message', '')}"[:1000]
+            detail = f"HubSpot {envelope.category or ''}: {envelope.message}"[:1000]
             contact.verdict = Verdict("dead_letter", "INVALID_VALUE", detail)
             return False
         if "PROPERTY_DOESNT_EXIST" in problems.values() and not self._catalog_refreshed:
@@ -349,7 +361,7 @@ class Deliverer:
                 middle = len(contacts) // 2
                 return self._upsert(contacts[:middle]) + self._upsert(contacts[middle:])
             if error.status == 400:
-                return [contacts[0]] if self._settle_input_error(contacts[0], error.body) else []
+                return [contacts[0]] if self._settle_input_error(contacts[0], error.envelope) else []
             self._retry_all(contacts, "HUBSPOT_ERROR", str(error))
             return []
         except HubSpotError as error:
@@ -359,15 +371,15 @@ class Deliverer:
         resend: list[ContactWrite] = []
         by_email = {c.email: c for c in contacts}
         for item in result.results:
-            contact = trace_ids.get(str(item.get("objectWriteTraceId"))) or by_email.get(
-                str((item.get("properties") or {}).get(_EMAIL_PROPERTY, "")).lower()
+            contact = trace_ids.get(item.objectWriteTraceId or "") or by_email.get(
+                (item.properties.get(_EMAIL_PROPERTY) or "").lower()
             )
             if contact is not None and contact.verdict is None:
                 contact.verdict = DELIVERED
-        for error_body in result.errors:
-            for tid in (error_body.get("context") or {}).get("objectWriteTraceId") or []:
-                contact = trace_ids.get(tid)
-                if contact is not None and contact.verdict is None and self._settle_input_error(contact, error_body):
+        for envelope in result.errors:
+            for tid in envelope.context.objectWriteTraceId:
+                contact = trace_ids.get(tid)  # an input it does not name is never blamed
+                if contact is not None and contact.verdict is None and self._settle_input_error(contact, envelope):
                     resend.append(contact)
         for contact in contacts:
             if contact.verdict is None and contact not in resend:
@@ -416,6 +428,9 @@ class Deliverer:
         for audience_id in resolution.conflicts:
             metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
             logger.error("audience status not written", extra={"audience": audience_id})
+        for contact in contacts:
+            if contact.verdict is None and resolution.deferred & contact.audiences.keys():
+                contact.verdict = _AUDIENCES_PENDING
         pending = [contact for contact in contacts if contact.verdict is None]
         for _ in range(_MAX_ROUNDS):
             if not pending:

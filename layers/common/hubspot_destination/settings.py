@@ -70,6 +70,18 @@ class DeliverSettings(BaseSettings):
     audience_property_group_label: str = Field(
         default="AEP audiences", alias="AUDIENCE_PROPERTY_GROUP_LABEL", min_length=1
     )
+    max_audience_properties: int = Field(
+        default=500,
+        alias="MAX_AUDIENCE_PROPERTIES",
+        ge=1,
+        description="Audience properties the group may hold; a new audience beyond it is a PROPERTY_CONFLICT.",
+    )
+    max_audience_properties_created: int = Field(
+        default=25,
+        alias="MAX_AUDIENCE_PROPERTIES_CREATED",
+        ge=1,
+        description="Audience properties created per invocation; contacts waiting for the others are requeued.",
+    )
     queue_url: str = Field(alias="QUEUE_URL", min_length=1, description="The activation queue, for requeues.")
     max_message_bytes: int = Field(
         default=SQS_MAX_MESSAGE_BYTES, alias="MAX_MESSAGE_BYTES", ge=1024, le=SQS_MAX_MESSAGE_BYTES
