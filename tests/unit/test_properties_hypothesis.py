@@ -8,8 +8,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from hubspot_destination.coercion import CoercionError, coerce
-from hubspot_destination.hubspot.models import Property
 from hubspot_destination.delivery import coalesce
+from hubspot_destination.hubspot.models import Property
 from hubspot_destination.identity import normalize_email
 from hubspot_destination.models import AudienceUpdate, ProfileUpdate
 
