@@ -15,10 +15,10 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from hubspot_destination.aws.sqs import EnqueueError, send_messages
 from hubspot_destination.ingest import parse_json, raw_request_body, split_profiles
 from hubspot_destination.models import ActivationAccepted, ActivationRequest, ErrorBody
 from hubspot_destination.observability import logger, metrics
-from hubspot_destination.queue import EnqueueError, send_messages
 from hubspot_destination.settings import IngestSettings
 from hubspot_destination.signature import AuthenticationError, SenderCredentials, authenticate
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 
-from hubspot_destination.audiences import audience_property_name
+from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_local.bench import MAX_CONCURRENCY
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.emulator.faults import FaultInjector

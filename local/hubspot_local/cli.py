@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hubspot_destination.queue import DEAD_LETTER_REASONS
+from hubspot_destination.domain.reasons import DEAD_LETTER_REASONS
 from hubspot_local import bench, chaos, dead_letters
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.emulator.ratelimit import TIERS

@@ -1,7 +1,7 @@
 """Operator tools for the dead-letter queue: list dead letters without consuming them, and redrive them.
 
 Dead letters sent by the deliver function carry the original body and the `reason` and `detail` message
-attributes (`hubspot_destination.queue.send_dead_letters`). Messages that SQS itself moved there after
+attributes (`hubspot_destination.aws.sqs.send_dead_letters`). Messages that SQS itself moved there after
 `maxReceiveCount` receives have no attributes; they are reported as `REDRIVEN_BY_SQS`.
 
 Both work locally (`endpoint_url` of moto or another emulator) and against a deployed stack, whose queue URLs
@@ -24,13 +24,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from hubspot_destination.aws.sqs import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
+from hubspot_destination.domain.messages import decode_message, message_email
 from hubspot_destination.observability import email_hash
-from hubspot_destination.queue import (
-    DETAIL_ATTRIBUTE,
-    REASON_ATTRIBUTE,
-    decode_message,
-    message_email,
-)
 
 # Reason shown for a dead letter without a `reason` attribute: SQS's redrive policy moved it.
 SQS_REDRIVE_REASON = "REDRIVEN_BY_SQS"

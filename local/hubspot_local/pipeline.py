@@ -21,10 +21,11 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
+from hubspot_destination.aws.sqs import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
+from hubspot_destination.domain.messages import message_email
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.identity import emails_in_identity_map
 from hubspot_destination.observability import logger
-from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, message_email
 from hubspot_destination.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping
@@ -263,7 +264,7 @@ class LocalPipeline:
         )
         with contextlib.redirect_stdout(self._handler_output):
             stats = mapping.drain()
-        client = self.deliver_module._portal()[0] if stats.invocations else None
+        client = self.deliver_module._client() if stats.invocations else None
         return {"invocations": stats.invocations, "hubspot_requests": client.requests_sent if client else 0}
 
     def dead_letters(self) -> list[dict]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_destination.audiences import audience_property_name
+from hubspot_destination.domain.audiences import audience_property_name
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("hubspot-destination")

@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 from moto import mock_aws
 
-from hubspot_destination.audiences import audience_property_name
+from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_local import chaos
 from hubspot_local.bench import BenchResult, run_bench
 from hubspot_local.chaos import ChaosResult, ProfileMeaning, compare, expected_state, generate, run_chaos

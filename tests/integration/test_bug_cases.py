@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from hubspot_destination.audiences import audience_property_name
+from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_local.emulator import load_portal
 from hubspot_local.event_source_mapping import EventSourceMapping
 from hubspot_local.lambda_runtime import load_handler_module

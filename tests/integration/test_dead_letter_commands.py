@@ -17,9 +17,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from hubspot_destination.aws.sqs import DeadLetter, send_dead_letters
+from hubspot_destination.domain.messages import decode_message, encode_message
 from hubspot_destination.models import ProfileUpdate
 from hubspot_destination.observability import email_hash
-from hubspot_destination.queue import DeadLetter, decode_message, encode_message, send_dead_letters
 
 CLI = Path(sys.executable).with_name("hubspot-destination")
 REGION = "us-east-1"

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from hubspot_destination.audiences import audience_property_name
-from hubspot_destination.queue import encode_message
+from hubspot_destination.domain.audiences import audience_property_name
+from hubspot_destination.domain.messages import encode_message
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import LocalPipeline
 from tests.conftest import EVENTS, bodies, emf_metrics, queued_messages

@@ -9,8 +9,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from hubspot_destination.audiences import audience_property_name
-from hubspot_destination.ordering import ContactVersions, VersionsNotRecorded, WrittenVersions, contact_key, epoch_us
+from hubspot_destination.aws.dynamodb import ContactVersions
+from hubspot_destination.domain.audiences import audience_property_name
+from hubspot_destination.domain.versions import VersionsNotRecorded, WrittenVersions, contact_key, epoch_us
 from hubspot_local.pipeline import VERSIONS_TABLE
 from tests.conftest import queued_messages
 

@@ -3,7 +3,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubspot_destination.audiences import audience_property_definition, audience_property_name
+from hubspot_destination.domain.audiences import audience_property_name
+from hubspot_destination.hubspot.properties import audience_property_definition
 
 HUBSPOT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

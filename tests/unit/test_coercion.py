@@ -1,6 +1,6 @@
 import pytest
 
-from hubspot_destination.coercion import CoercionError, coerce
+from hubspot_destination.domain.coercion import CoercionError, coerce
 from hubspot_destination.hubspot.models import Property
 
 

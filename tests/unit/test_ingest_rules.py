@@ -1,9 +1,10 @@
 from datetime import UTC, datetime
 
-from hubspot_destination.delivery import coalesce
+from hubspot_destination.aws.sqs import chunk_entries
+from hubspot_destination.domain.contacts import coalesce
+from hubspot_destination.domain.messages import decode_message, pack
 from hubspot_destination.ingest import split_profiles
 from hubspot_destination.models import ActivationRequest, AudienceUpdate, ProfileUpdate
-from hubspot_destination.queue import chunk_entries, decode_message, pack
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -114,7 +115,7 @@ def test_coalesce_merges_one_contact_field_by_field_newest_wins():  # B1
     merged = contacts["user1@example.com"]
     assert merged.attributes == {"firstname": "Ann", "city": "Leeds"}
     assert merged.audiences["aud-1"].status == "exited"
-    assert sorted(merged.message_ids) == ["m1", "m2"]
+    assert sorted(merged.refs) == ["m1", "m2"]
 
 
 def test_older_qualification_does_not_override_a_newer_status():

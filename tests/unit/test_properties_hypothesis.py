@@ -7,8 +7,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hubspot_destination.coercion import CoercionError, coerce
-from hubspot_destination.delivery import coalesce
+from hubspot_destination.domain.coercion import CoercionError, coerce
+from hubspot_destination.domain.contacts import coalesce
 from hubspot_destination.hubspot.models import Property
 from hubspot_destination.identity import normalize_email
 from hubspot_destination.models import AudienceUpdate, ProfileUpdate
@@ -46,7 +46,7 @@ def test_coalesce_gives_one_contact_per_email_and_the_newest_value_of_every_fiel
     pairs = [(f"m{i}", update) for i, update in enumerate(batch)]
     contacts = coalesce(pairs)
     assert set(contacts) == {update.email for update in batch}
-    assert sorted(m for c in contacts.values() for m in c.message_ids) == sorted(m for m, _ in pairs)
+    assert sorted(m for c in contacts.values() for m in c.refs) == sorted(m for m, _ in pairs)
     for email, contact in contacts.items():
         mine = [u for u in batch if u.email == email]
         for name, value in contact.attributes.items():

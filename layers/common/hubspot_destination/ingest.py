@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from hubspot_destination.domain.messages import DEAD_LETTER_ATTRIBUTES_BYTES, encode_message, pack
 from hubspot_destination.identity import InvalidEmailError, contact_email
 from hubspot_destination.models import (
     ActivationRequest,
@@ -23,7 +24,6 @@ from hubspot_destination.models import (
     ProfileUpdate,
     Rejection,
 )
-from hubspot_destination.queue import DEAD_LETTER_ATTRIBUTES_BYTES, encode_message, pack
 
 _FUTURE_TOLERANCE = timedelta(days=1)
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
+from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.hubspot.errors import (
     HubSpotAuthError,
     HubSpotError,
@@ -42,10 +43,10 @@ from hubspot_destination.hubspot.models import (
 )
 from hubspot_destination.hubspot.pacing import Pacer, RateLimit, retry_after_s
 from hubspot_destination.hubspot.transport import Answer, AnswerRefused, ExchangeFailed, Transport
+from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS
 from hubspot_destination.observability import metrics
 
-# HubSpot's batch endpoints take at most 100 inputs (hubspot-api.md §1.4).
-BATCH_LIMIT = 100
+_PROPERTIES = "/crm/v3/properties/contacts"
 # 423 locked, 477 migration in progress (with Retry-After), 5xx: pause and retry (hubspot-api.md §1.8).
 _TRANSIENT_STATUSES = frozenset({423, 477})
 _MAX_CONNECT_S = 3.0
@@ -107,11 +108,12 @@ class HubSpotClient:
         retries: retries of a transient fault (the wait before each is 4 s at most, `Retry-After` included).
         requests_per_10s: the portal's burst limit (its tier), until HubSpot's headers say otherwise.
         share: how many clients (concurrent invocations) split that budget (pacing.py).
+        daily_pause_s: after a `DAILY` 429, no request is sent for this long, in seconds (`paused_for`).
 
-    Time: set `time_left_s` (seconds the caller can still wait, e.g. the Lambda invocation's remaining time
-    less a reserve) and no request outlives it: each attempt ends by the time left, a retry is made only when a
-    whole attempt still fits, and with under 1 s left nothing is sent. `longest_request_s` is what a request
-    takes at most when time is no constraint (every attempt taking its whole time, plus the waits between).
+    Time: every call takes an optional `deadline` (the invocation's, less a reserve) and no request outlives
+    it: each attempt ends by it, a retry is made only when a whole attempt still fits, and with under 1 s left
+    nothing is sent. `longest_request_s` is what a request takes at most without a deadline (every attempt
+    taking its whole time, plus the waits between).
     """
 
     def __init__(
@@ -122,18 +124,19 @@ class HubSpotClient:
         retries: int = 1,
         requests_per_10s: int | None = None,
         share: int = 1,
+        daily_pause_s: float = 900.0,
     ):
         self._token = token
         self._base_url = base_url.rstrip("/")
         self._retries = retries
         self._connect_s, self._read_s = min(_MAX_CONNECT_S, timeout_s), timeout_s
         self.longest_request_s = (retries + 1) * (self._connect_s + self._read_s) + retries * _MAX_WAIT_S
-        self.time_left_s: Callable[[], float] | None = None
         self._transport = Transport(self._connect_s, self._read_s)
         self.pacer = Pacer(requests_per_10s, share)
+        self._daily_pause_s = daily_pause_s
         self.requests_sent = 0
 
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, object]:
+    def request(self, method: str, path: str, body: Any = None, deadline: Deadline | None = None) -> tuple[int, object]:
         """Send one request and return `(status, parsed JSON)` for a 2xx answer.
 
         Raises:
@@ -145,7 +148,7 @@ class HubSpotClient:
         refused: HubSpotAuthError | None = None  # a 401, before the token was fetched again
         while True:
             try:
-                return self._attempt(method, path, payload, refresh=refused is not None)
+                return self._attempt(method, path, payload, deadline, refresh=refused is not None)
             except HubSpotNoTimeLeft:
                 if refused is not None:
                     raise refused from None  # the 401 stands: a token fault, not a lack of time
@@ -161,23 +164,25 @@ class HubSpotClient:
                 waited = error.retry_after_s
                 wait_s = min(_MAX_WAIT_S, waited if waited is not None else _BACKOFF_S + random.uniform(0, 0.25))
                 # Retry only when a whole attempt still fits after the wait.
-                fits = self.time_left_s is None or self.time_left_s() - wait_s >= self._connect_s + self._read_s
+                fits = deadline is None or deadline.left_s() - wait_s >= self._connect_s + self._read_s
                 if not retries_left or not fits:
                     raise
                 retries_left -= 1
                 time.sleep(wait_s)
 
-    def _attempt(self, method: str, path: str, payload: bytes | None, refresh: bool) -> tuple[int, object]:
+    def _attempt(
+        self, method: str, path: str, payload: bytes | None, deadline: Deadline | None, refresh: bool
+    ) -> tuple[int, object]:
         headers = {"Authorization": f"Bearer {self._token(refresh=refresh)}", "Accept": "application/json"}
         if payload is not None:
             headers["Content-Type"] = "application/json"
         wait_s = self.pacer.wait_s()
-        deadline = self._deadline(wait_s)
+        ends_at = self._attempt_end(wait_s, deadline)
         self.pacer.sent(wait_s)
         self.requests_sent += 1
         sent = time.monotonic()
         try:
-            answer = self._transport.exchange(method, self._base_url + path, payload, headers, deadline)
+            answer = self._transport.exchange(method, self._base_url + path, payload, headers, ends_at)
         except ExchangeFailed as error:
             raise HubSpotTransientError(None, message=str(error)) from None
         except AnswerRefused as error:
@@ -189,21 +194,24 @@ class HubSpotClient:
         rate_limit = RateLimit.from_headers(answer.headers)
         self.pacer.observe(rate_limit)
         if not 200 <= answer.status < 300:
-            raise _error_for(answer, rate_limit)
+            error = _error_for(answer, rate_limit)
+            if isinstance(error, HubSpotRateLimited) and error.policy_name == "DAILY":
+                self.pacer.pause(self._daily_pause_s)  # the whole portal is out of requests for the day
+            raise error
         try:
             return answer.status, json.loads(answer.body.decode("utf-8")) if answer.body else {}
         except ValueError:  # UnicodeDecodeError included
             raise HubSpotMalformedAnswer(answer.status, message="the answer is not UTF-8 JSON") from None
 
-    def _deadline(self, wait_s: float) -> float:
+    def _attempt_end(self, wait_s: float, deadline: Deadline | None) -> float:
         """When an attempt that starts after a pacing wait of `wait_s` seconds must end (monotonic seconds).
 
         Raises:
             HubSpotNoTimeLeft: less than 1 s would be left once the wait is over (nothing is sent).
         """
         attempt_s = self._connect_s + self._read_s
-        if self.time_left_s is not None:
-            left_s = self.time_left_s() - wait_s
+        if deadline is not None:
+            left_s = deadline.left_s() - wait_s
             if left_s < _MIN_ATTEMPT_S:
                 raise HubSpotNoTimeLeft()
             attempt_s = min(attempt_s, left_s)
@@ -217,28 +225,28 @@ class HubSpotClient:
         """Seconds left in a pause set by `pause`, 0 when not paused."""
         return self.pacer.paused_for()
 
-    def list_properties(self) -> list[Property]:
+    def list_properties(self, deadline: Deadline | None = None) -> list[Property]:
         """All contact properties of the portal (HubSpot-defined and custom)."""
-        return parse(PropertyList, *self.request("GET", "/crm/v3/properties/contacts")).results
+        return parse(PropertyList, *self.request("GET", _PROPERTIES, deadline=deadline)).results
 
-    def create_property(self, definition: dict) -> Property:
+    def create_property(self, definition: dict, deadline: Deadline | None = None) -> Property:
         """Create a contact property (201); a 409 raises `HubSpotRequestError` with status 409."""
-        return parse(Property, *self.request("POST", "/crm/v3/properties/contacts", definition))
+        return parse(Property, *self.request("POST", _PROPERTIES, definition, deadline))
 
-    def update_property(self, name: str, changes: dict) -> Property:
+    def update_property(self, name: str, changes: dict, deadline: Deadline | None = None) -> Property:
         """PATCH a contact property; for enumerations `options` replaces the whole option list."""
-        return parse(Property, *self.request("PATCH", f"/crm/v3/properties/contacts/{name}", changes))
+        return parse(Property, *self.request("PATCH", f"{_PROPERTIES}/{name}", changes, deadline))
 
-    def list_property_groups(self) -> list[PropertyGroup]:
+    def list_property_groups(self, deadline: Deadline | None = None) -> list[PropertyGroup]:
         """The contact property groups of the portal."""
-        return parse(PropertyGroupList, *self.request("GET", "/crm/v3/properties/contacts/groups")).results
+        return parse(PropertyGroupList, *self.request("GET", f"{_PROPERTIES}/groups", deadline=deadline)).results
 
-    def create_property_group(self, name: str, label: str) -> PropertyGroup:
+    def create_property_group(self, name: str, label: str, deadline: Deadline | None = None) -> PropertyGroup:
         """Create a contact property group (201); a 409 raises `HubSpotRequestError` with status 409."""
         body = {"name": name, "label": label, "displayOrder": -1}
-        return parse(PropertyGroup, *self.request("POST", "/crm/v3/properties/contacts/groups", body))
+        return parse(PropertyGroup, *self.request("POST", f"{_PROPERTIES}/groups", body, deadline))
 
-    def batch_upsert_contacts(self, inputs: Sequence[dict]) -> BatchUpsertAnswer:
+    def batch_upsert_contacts(self, inputs: Sequence[dict], deadline: Deadline | None = None) -> BatchUpsertAnswer:
         """Create or update up to 100 contacts keyed by `idProperty` (`email`).
 
         Each input is `{"id", "idProperty": "email", "properties": {...}, "objectWriteTraceId"}`. HubSpot
@@ -248,14 +256,14 @@ class HubSpotClient:
         Raises:
             ValueError: more than 100 inputs. Otherwise as `request`.
         """
-        if len(inputs) > BATCH_LIMIT:
-            raise ValueError(f"batch/upsert takes at most {BATCH_LIMIT} inputs, got {len(inputs)}")
-        answer = self.request("POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": list(inputs)})
+        if len(inputs) > HUBSPOT_BATCH_INPUTS:
+            raise ValueError(f"batch/upsert takes at most {HUBSPOT_BATCH_INPUTS} inputs, got {len(inputs)}")
+        answer = self.request("POST", "/crm/v3/objects/contacts/batch/upsert", {"inputs": list(inputs)}, deadline)
         return parse(BatchUpsertAnswer, *answer)
 
     def batch_read_contacts_by_email(self, emails: Sequence[str], properties: Sequence[str]) -> list[ContactRecord]:
         """Read up to 100 contacts by email with the given properties; missing contacts are left out."""
-        if len(emails) > BATCH_LIMIT:
-            raise ValueError(f"batch/read takes at most {BATCH_LIMIT} inputs, got {len(emails)}")
+        if len(emails) > HUBSPOT_BATCH_INPUTS:
+            raise ValueError(f"batch/read takes at most {HUBSPOT_BATCH_INPUTS} inputs, got {len(emails)}")
         body = {"idProperty": "email", "properties": list(properties), "inputs": [{"id": e} for e in emails]}
         return parse(BatchReadAnswer, *self.request("POST", "/crm/v3/objects/contacts/batch/read", body)).results

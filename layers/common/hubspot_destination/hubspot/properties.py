@@ -1,42 +1,23 @@
-"""Audience properties: one custom HubSpot contact property per AEP audience, holding its status.
+"""The portal's contact properties: the cached catalog, and the audience properties ensured in it.
 
-The internal name is derived from the audience id alone, so it is deterministic, stable when the audience
-is renamed (a rename changes the label only) and collision-free between ids. The property is an
-enumeration (`select`) with the options `realized`, `existing` and `exited`, in its own property group,
-created when missing (https://developers.hubspot.com/docs/api-reference/crm-properties-v3/guide).
+An audience property (domain/audiences.py) is an enumeration (`select`) with the options `realized`, `existing`
+and `exited`, in its own property group, created when missing
+(https://developers.hubspot.com/docs/api-reference/crm-properties-v3/guide).
 """
 
-import hashlib
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from hubspot_destination.domain.audiences import STATUSES, audience_property_name
+from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.hubspot.errors import HubSpotRequestError
 from hubspot_destination.hubspot.models import Option, Property
+from hubspot_destination.limits import HUBSPOT_LABEL_MAX
 from hubspot_destination.observability import logger
 
-AUDIENCE_PREFIX = "aep_"
-STATUSES = ("realized", "existing", "exited")
-# HubSpot internal names: lowercase letters, digits and underscores, starting with a letter, at most
-# 100 characters (reference hubspot-api.md §2.3).
-_MAX_NAME = 100
-_SLUG_MAX = _MAX_NAME - len(AUDIENCE_PREFIX) - 1 - 10
 _COMPATIBLE_TYPES = {"enumeration", "string"}
-# What `audience_property_name` makes: the prefix, an optional slug, 10 hex digits.
-_AUDIENCE_NAME = re.compile(rf"{AUDIENCE_PREFIX}(?:[a-z0-9_]*_)?[0-9a-f]{{10}}")
-
-
-def audience_property_name(audience_id: str) -> str:
-    """The internal name of an audience's property: `aep_<slug of the id>_<10 hex of its SHA-256>`.
-
-    The slug keeps the name readable; the hash keeps ids that slug alike (`A-1`, `a_1`) apart.
-    The result is at most 100 characters and matches `^[a-z][a-z0-9_]*$`.
-    """
-    slug = re.sub(r"[^a-z0-9]+", "_", audience_id.lower()).strip("_")[:_SLUG_MAX].rstrip("_")
-    digest = hashlib.sha256(audience_id.encode()).hexdigest()[:10]
-    return f"{AUDIENCE_PREFIX}{slug}_{digest}" if slug else f"{AUDIENCE_PREFIX}{digest}"
 
 
 def _status_options(existing: list[Option] = ()) -> list[dict]:
@@ -53,7 +34,7 @@ def audience_property_definition(audience_id: str, audience_name: str, group: st
     """The `POST /crm/v3/properties/contacts` body for an audience's property."""
     return {
         "name": audience_property_name(audience_id),
-        "label": audience_name[:255],
+        "label": audience_name[:HUBSPOT_LABEL_MAX],
         "description": f"Status of AEP audience {audience_id} (managed by hubspot-destination).",
         "groupName": group,
         "type": "enumeration",
@@ -73,23 +54,20 @@ class PropertyCatalog:
         self._properties: dict[str, Property] = {}
         self._loaded_at: float | None = None
 
-    def refresh(self) -> None:
-        """Read every contact property again (one `GET /crm/v3/properties/contacts`)."""
-        self._properties = {prop.name: prop for prop in self._client.list_properties()}
+    def refresh(self, deadline: Deadline | None = None) -> None:
+        """Read every contact property again (one `GET /crm/v3/properties/contacts`).
+
+        Raises:
+            HubSpotError: the list could not be read (the cache is kept as it was).
+        """
+        self._properties = {prop.name: prop for prop in self._client.list_properties(deadline)}
         self._loaded_at = self._clock()
 
-    def _current(self) -> dict[str, Property]:
+    def current(self, deadline: Deadline | None = None) -> Mapping[str, Property]:
+        """The properties by name, read again first when the cache is older than `ttl_s`; raises as `refresh`."""
         if self._loaded_at is None or self._clock() - self._loaded_at > self._ttl_s:
-            self.refresh()
+            self.refresh(deadline)
         return self._properties
-
-    def get(self, name: str) -> Property | None:
-        """The property named `name`, or None when the portal has no such property."""
-        return self._current().get(name)
-
-    def in_group(self, group: str) -> int:
-        """How many properties the group holds."""
-        return sum(1 for prop in self._current().values() if prop.groupName == group)
 
     def put(self, prop: Property) -> None:
         """Record a property just created or updated."""
@@ -140,52 +118,44 @@ class AudienceProperties:
         self._limits = limits
         self._group_ready = False
 
-    def owns(self, name: str) -> bool:
-        """Whether `name` is an audience property: named as one, or in the audience group. Only memberships
-        write it, never an attribute (an attribute could otherwise reverse an exit)."""
-        if _AUDIENCE_NAME.fullmatch(name):
-            return True
-        prop = self._catalog.get(name)
-        return prop is not None and prop.groupName == self._group
-
-    def _ensure_group(self) -> None:
+    def _ensure_group(self, deadline: Deadline | None) -> None:
         if self._group_ready:
             return
-        if not any(group.name == self._group for group in self._client.list_property_groups()):
+        if not any(group.name == self._group for group in self._client.list_property_groups(deadline)):
             try:
-                self._client.create_property_group(self._group, self._group_label)
+                self._client.create_property_group(self._group, self._group_label, deadline)
             except HubSpotRequestError as error:
                 if error.status != 409:  # 409: another invocation created it first
                     raise
         self._group_ready = True
 
-    def _create(self, audience_id: str, audience_name: str) -> Property:
-        self._ensure_group()
+    def _create(self, audience_id: str, audience_name: str, deadline: Deadline | None) -> Property:
+        self._ensure_group(deadline)
         definition = audience_property_definition(audience_id, audience_name, self._group)
         try:
-            prop = self._client.create_property(definition)
+            prop = self._client.create_property(definition, deadline)
         except HubSpotRequestError as error:
             if error.status != 409:
                 raise
-            self._catalog.refresh()  # created concurrently by another invocation
-            prop = self._catalog.get(definition["name"]) or Property.model_validate(definition)
+            self._catalog.refresh(deadline)  # created concurrently by another invocation
+            prop = self._catalog.current(deadline).get(definition["name"]) or Property.model_validate(definition)
         self._catalog.put(prop)
         logger.info("audience property created", extra={"property": definition["name"]})
         return prop
 
-    def _reconcile(self, prop: Property, audience_id: str, audience_name: str) -> None:
+    def _reconcile(self, prop: Property, audience_id: str, audience_name: str, deadline: Deadline | None) -> None:
         changes: dict = {}
         if prop.type == "enumeration":
             options = _status_options(prop.options)
             if len(options) != len(prop.options):
                 changes["options"] = options  # PATCH replaces the whole option list
         # A name equal to the id means the request carried no name: keep the label a real name gave.
-        if audience_name != audience_id and prop.label != audience_name[:255]:
-            changes["label"] = audience_name[:255]
+        if audience_name != audience_id and prop.label != audience_name[:HUBSPOT_LABEL_MAX]:
+            changes["label"] = audience_name[:HUBSPOT_LABEL_MAX]
         if changes:
-            self._catalog.put(self._client.update_property(prop.name, changes))
+            self._catalog.put(self._client.update_property(prop.name, changes, deadline))
 
-    def resolve(self, audiences: Mapping[str, str]) -> AudienceResolution:
+    def resolve(self, audiences: Mapping[str, str], deadline: Deadline | None = None) -> AudienceResolution:
         """Ensure a status property for each audience (`{audience id: audience name}`).
 
         Missing properties are created (at most `max_created`; the others are deferred, and none once the group
@@ -199,9 +169,10 @@ class AudienceProperties:
         created = 0
         for audience_id, audience_name in audiences.items():
             name = audience_property_name(audience_id)
-            prop = self._catalog.get(name)
+            properties = self._catalog.current(deadline)
+            prop = properties.get(name)
             if prop is None:
-                held = self._catalog.in_group(self._group)
+                held = sum(1 for known in properties.values() if known.groupName == self._group)
                 if held >= self._limits.max_properties:
                     detail = f"the group {self._group!r} holds {held} audience properties, the most allowed"
                     resolution.conflicts[audience_id] = f"property {name!r} not created: {detail}"
@@ -212,7 +183,7 @@ class AudienceProperties:
                     continue
                 created += 1
                 try:
-                    prop = self._create(audience_id, audience_name)
+                    prop = self._create(audience_id, audience_name, deadline)
                 except HubSpotRequestError as error:
                     # e.g. the portal's custom-property limit: a problem of this audience alone.
                     resolution.conflicts[audience_id] = f"property {name!r} could not be created: {error}"[:1000]
@@ -224,6 +195,6 @@ class AudienceProperties:
                 logger.error("audience property conflict", extra={"property": name, "detail": detail})
                 continue
             else:
-                self._reconcile(prop, audience_id, audience_name)
+                self._reconcile(prop, audience_id, audience_name, deadline)
             resolution.names[audience_id] = name
         return resolution

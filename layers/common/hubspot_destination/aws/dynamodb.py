@@ -1,11 +1,7 @@
-"""Order across batches: a DynamoDB table of what was last written per contact, with per-contact leases.
-
-SQS standard queues deliver at least once and in no particular order, and AEP retries; so a late or
-replayed message could turn `exited` back into `realized`. The table keeps, per contact (keyed by the
-SHA-256 of its email), the time of the newest value written for each attribute (when it was observed at
-ingest) and for each audience (its `lastQualificationTime`). Before a write the deliver function leases its
-contacts (so two concurrent invocations never write the same contact at once) and drops every field older
-than the table's; after HubSpot answered it records the new times and releases the leases.
+"""The contact versions table (DynamoDB): what was last written per contact (domain/versions.py), with
+per-contact leases. Before a write the deliver function leases its contacts (so two concurrent invocations
+never write the same contact at once) and drops every field older than the table's; after HubSpot answered
+it records the new times and releases the leases.
 
 A batch of 100 contacts costs a few round trips, not two calls per contact one after the other:
 - read: one consistent `BatchGetItem` per 100 contacts;
@@ -29,88 +25,29 @@ batch limits (100 keys per `BatchGetItem`, 25 requests per `BatchWriteItem`, unp
 https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html.
 """
 
-import hashlib
 import json
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from hubspot_destination.domain.versions import (
+    NOTHING_WRITTEN,
+    Lease,
+    Leasing,
+    VersionsNotRecorded,
+    WrittenVersions,
+    contact_key,
+)
+from hubspot_destination.limits import DYNAMODB_GET_KEYS, DYNAMODB_WRITE_REQUESTS
 from hubspot_destination.observability import logger
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
-_GET_LIMIT = 100  # keys per BatchGetItem
-_WRITE_LIMIT = 25  # requests per BatchWriteItem
 _UNPROCESSED_TRIES = 5
 # A lease with less than this left, in seconds, is written back conditionally.
 _LEASE_MARGIN_S = 10
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_us(moment: datetime) -> int:
-    """A datetime as integer microseconds since the epoch (exact, unlike float seconds); its UTC offset is
-    honoured (`12:00+02:00` is 10:00Z), a naive one is taken as UTC."""
-    # Subtracting datetimes that share a tzinfo ignores the offset: the epoch's is always UTC.
-    delta = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def contact_key(email: str) -> str:
-    """The table's partition key for a contact: the SHA-256 of its normalised email (no raw emails stored)."""
-    return hashlib.sha256(email.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class WrittenVersions:
-    """What was last written for one contact: `{attribute: epoch µs}` and `{audience id: epoch µs}`."""
-
-    attributes: Mapping[str, int]
-    audiences: Mapping[str, int]
-
-    def merged(self, newer: "WrittenVersions") -> "WrittenVersions":
-        """These versions with `newer`'s laid over them, the later time winning per field."""
-
-        def merge(old: Mapping[str, int], new: Mapping[str, int]) -> dict[str, int]:
-            return {**old, **{name: max(stamp, old.get(name, stamp)) for name, stamp in new.items()}}
-
-        return WrittenVersions(merge(self.attributes, newer.attributes), merge(self.audiences, newer.audiences))
-
-
-NOTHING_WRITTEN = WrittenVersions({}, {})
-
-
-@dataclass(frozen=True)
-class Lease:
-    """One contact leased by this invocation: `written` is what was last written (read under the lease),
-    `seq` the item's sequence number while the lease holds, `until_ms` when it ends (epoch ms), `owner` who
-    holds it (one random id per `acquire` call)."""
-
-    email: str
-    written: WrittenVersions
-    seq: int
-    until_ms: int
-    owner: str
-
-
-@dataclass(frozen=True)
-class Leasing:
-    """What `acquire` got: `leases` by email, and `failed` (`{email: error}`) where DynamoDB failed for that
-    contact; a contact in neither is held by another invocation."""
-
-    leases: dict[str, Lease]
-    failed: dict[str, str]
-
-
-class VersionsNotRecorded(Exception):
-    """DynamoDB failed for some records even one by one; `emails` are those contacts (their leases expire)."""
-
-    def __init__(self, emails: list[str], cause: Exception):
-        super().__init__(f"{len(emails)} contact versions not recorded: {cause}")
-        self.emails = emails
 
 
 class ContactVersions:
@@ -184,8 +121,8 @@ class ContactVersions:
         for lease in leases:
             item = self._item(lease, lease.written.merged(written.get(lease.email, NOTHING_WRITTEN)), 0)
             (batched if lease.until_ms > safe_until_ms else conditional).append((lease, item))
-        for start in range(0, len(batched), _WRITE_LIMIT):
-            chunk = batched[start : start + _WRITE_LIMIT]
+        for start in range(0, len(batched), DYNAMODB_WRITE_REQUESTS):
+            chunk = batched[start : start + DYNAMODB_WRITE_REQUESTS]
             try:
                 self._write_batch([item for _, item in chunk])
             except (BotoCoreError, ClientError):
@@ -215,10 +152,10 @@ class ContactVersions:
     def _read(self, keys: list[str]) -> dict[str, dict]:
         """`{key: item}` for the keys that have an item (consistent reads, so a lease just taken shows)."""
         items: dict[str, dict] = {}
-        for start in range(0, len(keys), _GET_LIMIT):
+        for start in range(0, len(keys), DYNAMODB_GET_KEYS):
             request = {
                 self._table: {
-                    "Keys": [{"contact": {"S": key}} for key in keys[start : start + _GET_LIMIT]],
+                    "Keys": [{"contact": {"S": key}} for key in keys[start : start + DYNAMODB_GET_KEYS]],
                     "ConsistentRead": True,
                 }
             }

@@ -1,7 +1,7 @@
 """Settlement: what happens to each SQS message once its profiles have verdicts.
 
-A queue message carries several profiles (see `queue.pack`), and each profile gets its own verdict from
-`delivery.Deliverer`. The message is acknowledged once every one of its profiles is settled:
+A queue message carries several profiles (domain/messages.py), and each profile gets its own verdict from
+the delivery pipeline (pipeline.py). The message is acknowledged once every one of its profiles is settled:
 
 | profile verdict | what is sent before the message is acknowledged                                         |
 |-----------------|------------------------------------------------------------------------------------------|
@@ -18,7 +18,6 @@ versions table skips stale values) but is never lost. The redrive policy stays t
 invocations that crash.
 """
 
-import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,10 +26,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from hubspot_destination.delivery import Deliverer, Verdict
+from hubspot_destination.aws.sqs import DeadLetter, EnqueueError
+from hubspot_destination.deliver.pipeline import Delivery
+from hubspot_destination.deliver.policy import RetryPolicy
+from hubspot_destination.deliver.ports import Outbox
+from hubspot_destination.domain.deadline import Deadline
+from hubspot_destination.domain.messages import decode_message, encode_message, pack
+from hubspot_destination.domain.reasons import Reason
+from hubspot_destination.domain.verdicts import Verdict
 from hubspot_destination.models import ProfileUpdate
 from hubspot_destination.observability import logger, metrics
-from hubspot_destination.queue import DeadLetter, EnqueueError, Outbox, decode_message, encode_message, pack
 
 _METRICS = {
     "delivered": "ProfilesDelivered",
@@ -48,20 +53,6 @@ class QueueRecord:
     body: str
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Transient faults: `max_attempts` deliveries per profile, spaced `base_delay_s * 2^(attempt-1)`
-    seconds plus up to `base_delay_s` of jitter, capped at 900 s (SQS's largest `DelaySeconds`)."""
-
-    max_attempts: int = 8
-    base_delay_s: int = 10
-
-    def delay_s(self, attempt: int) -> int:
-        """The delay before delivery attempt number `attempt` (1 = the first retry), in seconds."""
-        backoff = self.base_delay_s * 2 ** max(0, attempt - 1)
-        return min(900, backoff + random.randint(0, self.base_delay_s))
-
-
 @dataclass
 class _Profile:
     message_id: str
@@ -71,13 +62,14 @@ class _Profile:
 
 def settle_batch(
     records: Sequence[QueueRecord],
-    deliverer: Deliverer,
+    delivery: Delivery,
+    deadline: Deadline,
     outbox: Outbox,
     retry: RetryPolicy,
     max_profiles_per_message: int,
     max_message_bytes: int,
 ) -> set[str]:
-    """Deliver the profiles of a batch of records and settle every record.
+    """Deliver the profiles of a batch of records by `deadline` and settle every record.
 
     Returns:
         The message ids to report as batch item failures (their profiles could not all be settled).
@@ -88,31 +80,31 @@ def settle_batch(
         try:
             message = decode_message(record.body)
         except ValidationError as error:
-            letters[record.message_id].append(DeadLetter(record.body, "MALFORMED_MESSAGE", str(error)[:1000]))
+            letters[record.message_id].append(DeadLetter(record.body, Reason.MALFORMED_MESSAGE, str(error)[:1000]))
             continue
         for index, update in enumerate(message.profiles):
             profiles[f"{record.message_id}#{index}"] = _Profile(record.message_id, update, message.attempt)
 
     try:
-        verdicts = deliverer.deliver([(ref, profile.update) for ref, profile in profiles.items()])
+        verdicts = delivery.deliver([(ref, profile.update) for ref, profile in profiles.items()], deadline)
     except Exception as error:  # a bug or an unforeseen fault must not crash-loop the batch into the DLQ
         logger.exception("delivery failed unexpectedly; the profiles are retried")
         verdicts = {
-            ref: Verdict("retry", "UNEXPECTED_ERROR", f"{type(error).__name__}: {error}"[:1000]) for ref in profiles
+            ref: Verdict("retry", Reason.UNEXPECTED_ERROR, f"{type(error).__name__}: {error}") for ref in profiles
         }
     resend: dict[tuple[int, int], list[_Profile]] = defaultdict(list)  # (delay s, attempt) -> profiles
     counts = dict.fromkeys(_METRICS, 0)
-    reasons: Counter[str] = Counter(letter.reason for group in letters.values() for letter in group)  # for the log
+    reasons: Counter[Reason] = Counter(letter.reason for group in letters.values() for letter in group)  # for the log
     for ref, profile in profiles.items():
-        verdict = verdicts.get(ref) or Verdict("retry", "UNACCOUNTED", "no verdict")
+        verdict = verdicts.get(ref) or Verdict("retry", Reason.UNACCOUNTED, "no verdict")
         if verdict.kind == "retry" and profile.attempt + 1 >= retry.max_attempts:
             detail = f"{verdict.reason}: {verdict.detail}"
-            verdict = Verdict("dead_letter", "RETRIES_EXHAUSTED", detail[:1000])
+            verdict = Verdict("dead_letter", Reason.RETRIES_EXHAUSTED, detail)
         if verdict.kind != "dead_letter":
             counts[verdict.kind] += 1  # dead letters are counted once the DLQ took them
         if verdict.reason:
             reasons[verdict.reason] += 1
-        if verdict.kind == "dead_letter":
+        if verdict.kind == "dead_letter" and verdict.reason is not None:
             body = encode_message([profile.update], profile.attempt)
             letters[profile.message_id].append(DeadLetter(body, verdict.reason, verdict.detail))
         elif verdict.kind == "requeue":

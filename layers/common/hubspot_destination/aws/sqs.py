@@ -1,34 +1,21 @@
-"""SQS messages: encoding, `SendMessageBatch` chunking within SQS's limits, and dead letters with reasons.
+"""The SQS adapter: `SendMessageBatch` chunked within SQS's limits, requeues and dead letters with reasons.
 
-SQS limits (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html):
-at most 10 entries per `SendMessageBatch`, and the sum of the bodies at most the largest message size
-(1 MiB). Entries SQS refuses are retried; if any is still refused, `EnqueueError` tells the caller so
-the sender retries instead of losing profiles silently.
+SQS limits (limits.py): at most 10 entries per `SendMessageBatch`, and the sum of the bodies at most the
+largest message size (1 MiB). Entries SQS refuses are retried; if any is still refused, `EnqueueError` tells
+the caller so the sender retries instead of losing profiles silently.
 """
 
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from pydantic import ValidationError
+from hubspot_destination.domain.reasons import Reason
+from hubspot_destination.domain.verdicts import DETAIL_MAX
+from hubspot_destination.limits import SQS_BATCH_ENTRIES, SQS_MAX_DELAY_S
 
-from hubspot_destination.models import ProfileUpdate, QueueMessage
-
-SQS_BATCH_ENTRIES = 10
 # Dead-letter message attributes: machine-readable reason code and human-readable detail.
-# The reason codes dead letters carry (README, "Order, retries and dead letters").
-DEAD_LETTER_REASONS = (
-    "INVALID_EMAIL",
-    "INVALID_VALUE",
-    "PROPERTY_CONFLICT",
-    "MALFORMED_MESSAGE",
-    "RETRIES_EXHAUSTED",
-)
 REASON_ATTRIBUTE = "reason"
 DETAIL_ATTRIBUTE = "detail"
-_DETAIL_MAX = 1000
-# What the reason and detail attributes of a dead letter can add to its size, in bytes (generous: UTF-8).
-DEAD_LETTER_ATTRIBUTES_BYTES = 4 * _DETAIL_MAX + 256
 _SEND_ATTEMPTS = 3
 
 
@@ -45,59 +32,8 @@ class DeadLetter:
     """A message that cannot be delivered: its original body, a reason code and a detail."""
 
     body: str
-    reason: str
+    reason: Reason
     detail: str
-
-
-def _body(parts: Sequence[str], attempt: int) -> str:
-    # The compact JSON of a `QueueMessage`, assembled from already-encoded profiles.
-    return '{"profiles":[' + ",".join(parts) + '],"attempt":' + str(attempt) + "}"
-
-
-def encode_message(profiles: Sequence[ProfileUpdate], attempt: int = 0) -> str:
-    """Serialise profile updates as one queue message body (compact JSON of a `QueueMessage`)."""
-    return _body([profile.model_dump_json() for profile in profiles], attempt)
-
-
-def decode_message(body: str) -> QueueMessage:
-    """Parse a queue message body; raises `pydantic.ValidationError` when it is not a `QueueMessage`."""
-    return QueueMessage.model_validate_json(body)
-
-
-def message_email(body: str) -> str | None:
-    """The contact email of a dead letter (a one-profile message); None for a malformed body."""
-    try:
-        return decode_message(body).profiles[0].email
-    except ValidationError:
-        return None
-
-
-def pack(profiles: Sequence[ProfileUpdate], max_profiles: int, max_bytes: int, attempt: int = 0) -> list[str]:
-    """Pack profile updates into as few message bodies as fit `max_profiles` and `max_bytes` (bytes) each.
-
-    Fewer, larger messages keep ingest fast (1,000 profiles are a handful of `SendMessageBatch` calls, well
-    inside AEP's 2-second budget) and let one delivery fill `batch/upsert` calls of 100.
-
-    Raises:
-        ValueError: a single profile does not fit `max_bytes` (ingest rejects those first).
-    """
-    overhead = len(_body([], attempt).encode())
-    bodies: list[str] = []
-    group: list[str] = []
-    size = overhead
-    for profile in profiles:
-        part = profile.model_dump_json()
-        length = len(part.encode()) + (1 if group else 0)
-        if group and (len(group) == max_profiles or size + length > max_bytes):
-            bodies.append(_body(group, attempt))
-            group, size, length = [], overhead, length - 1
-        if size + length > max_bytes:
-            raise ValueError(f"one profile encodes to more than {max_bytes - overhead} bytes")
-        group.append(part)
-        size += length
-    if group:
-        bodies.append(_body(group, attempt))
-    return bodies
 
 
 def _entry_bytes(entry: dict) -> int:
@@ -173,7 +109,7 @@ def send_dead_letters(sqs, queue_url: str, letters: Sequence[DeadLetter], max_ba
             "MessageAttributes": {
                 REASON_ATTRIBUTE: {"DataType": "String", "StringValue": letter.reason},
                 # SQS attribute values are limited in size; the detail is a summary.
-                DETAIL_ATTRIBUTE: {"DataType": "String", "StringValue": letter.detail[:_DETAIL_MAX] or "-"},
+                DETAIL_ATTRIBUTE: {"DataType": "String", "StringValue": letter.detail[:DETAIL_MAX] or "-"},
             },
         }
         for letter in letters
@@ -188,7 +124,9 @@ def requeue(sqs, queue_url: str, bodies_and_delays: Sequence[tuple[str, int]], m
     receive count of 0, so waiting never burns `maxReceiveCount` toward the dead-letter queue. Raises as
     `send_entries`; the caller then keeps the original message instead (nothing is lost).
     """
-    entries = [{"MessageBody": body, "DelaySeconds": min(900, max(0, delay))} for body, delay in bodies_and_delays]
+    entries = [
+        {"MessageBody": body, "DelaySeconds": min(SQS_MAX_DELAY_S, max(0, delay))} for body, delay in bodies_and_delays
+    ]
     send_entries(sqs, queue_url, entries, max_batch_bytes)
 
 

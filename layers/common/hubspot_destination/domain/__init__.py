@@ -1,0 +1,1 @@
+"""Pure rules and models: no AWS, no HTTP. Everything here is unit-tested without sockets."""
