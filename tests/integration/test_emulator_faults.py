@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from urllib.parse import urlsplit
+
 import pytest
 import urllib3
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
@@ -63,6 +68,47 @@ def test_slow_answer_passes_the_client_timeout_after_the_write(start_emulator):
     with pytest.raises(ReadTimeoutError):
         http.request("POST", emulator.base_url + UPSERT, json=ONE_INPUT, headers=headers)
     assert [c["properties"]["email"] for c in emulator.snapshot()["contacts"]] == ["ada@example.com"]
+
+
+def new_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Threads started since ``before`` was taken: the emulator's handler threads of the test's requests."""
+    return [t for t in threading.enumerate() if t not in before]
+
+
+def hold_a_slow_answer(emulator) -> tuple[socket.socket, list[threading.Thread]]:
+    """A raw request the emulator holds the answer of: the client socket and the handler threads, once the
+    emulator logged the request (it logs before holding)."""
+    before = set(threading.enumerate())
+    url = urlsplit(emulator.base_url)
+    sock = socket.create_connection((url.hostname, url.port), timeout=10)
+    sock.sendall(f"GET {PROPERTIES} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer local-dev-token\r\n\r\n".encode())
+    deadline = time.monotonic() + 10
+    while not emulator.snapshot()["requests"]:
+        assert time.monotonic() < deadline, "the emulator never got the request"
+        time.sleep(0.01)
+    threads = new_threads(before)
+    assert threads
+    return sock, threads
+
+
+def test_a_slow_answer_ends_when_the_client_hangs_up(start_emulator):
+    emulator, _ = start_emulator(faults=FaultConfig(slow_rate=1.0, slow_seconds=600))
+    sock, threads = hold_a_slow_answer(emulator)
+    sock.close()
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+def test_a_slow_answer_ends_when_the_emulator_stops(start_emulator):
+    emulator, _ = start_emulator(faults=FaultConfig(slow_rate=1.0, slow_seconds=600))
+    sock, threads = hold_a_slow_answer(emulator)
+    emulator.stop()
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    with sock:
+        assert sock.recv(4096) == b""  # closed without an answer
 
 
 def test_429_bursts_come_in_runs(start_emulator):

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import json
 import logging
+import select
 import socket
 import struct
 import threading
@@ -165,6 +166,7 @@ class HubSpotEmulator:
         """Stop serving and close every open connection."""
         if self._server is None:
             return
+        self._server.stopping.set()
         self._server.shutdown()
         self._server.close_all()
         self._server.server_close()
@@ -290,6 +292,7 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.stopping = threading.Event()  # set by HubSpotEmulator.stop, before the connections are closed
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -335,8 +338,9 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.reset:
             self._reset_connection()
             return
-        if answer.delay:
-            time.sleep(answer.delay)
+        if answer.delay and not self._hold(answer.delay):
+            self.close_connection = True
+            return
         self._send(answer)
 
     def _read_body(self) -> bytes:
@@ -362,6 +366,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+    def _hold(self, seconds: float) -> bool:
+        """Wait ``seconds`` before answering on; False as soon as the client hangs up or the emulator stops.
+
+        Both show as the socket turning readable at end of file (``stop`` shuts every connection down).
+        Bytes the client sends meanwhile (a pipelined request) are left for later; then only ``stop`` ends
+        the wait early.
+        """
+        deadline = time.monotonic() + seconds
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN)
+        if not poller.poll(seconds * 1000):
+            return True
+        try:
+            if not self.connection.recv(1, socket.MSG_PEEK):
+                return False
+        except OSError:
+            return False
+        return not self.server.stopping.wait(deadline - time.monotonic())
 
     def _reset_connection(self) -> None:
         """Close with a TCP RST (SO_LINGER 0) and no answer: the client sees a connection reset."""
