@@ -2,7 +2,9 @@
 
 Every HubSpot request goes through, in order: route match (404/405), bearer token (401, hubspot-api.md §4),
 scopes (403, §4), rate limits (429, §3), injected faults, JSON body (400, §1.7), then the endpoint. Every
-answer is JSON, unexpected exceptions included (a 500 with the error envelope).
+answer is JSON, unexpected exceptions included (a 500 with the error envelope), except the hostile answers
+fault injection is asked for (``faults.py``, ``hostile.py``): bodies replaced, headers poisoned, answers
+dripped.
 
 Admin endpoints live under ``/__emulator/``, a prefix HubSpot never uses; they need no token and are
 never counted or faulted: ``GET /__emulator/state``, ``GET``/``POST /__emulator/faults``,
@@ -30,7 +32,8 @@ from pydantic import ValidationError
 
 from . import routes
 from .errors import ApiError, error_body
-from .faults import FaultConfig, FaultInjector
+from .faults import BodyFault, Drip, FaultConfig, FaultInjector, header_values
+from .hostile import Payload, rechunk
 from .portal import Portal, check_portal_shape
 from .ratelimit import TIERS, RateLimiter, rate_limit_body, search_limit_body
 from .request import Request
@@ -80,13 +83,22 @@ def _missing_scopes(required: tuple[str, ...]) -> ApiError:
 
 @dataclass
 class Answer:
-    """What the handler sends: status, JSON body and headers; ``reset`` closes without answering."""
+    """What the handler sends: status, JSON ``body`` (or the raw ``payload`` replacing it) and headers.
+
+    ``reset`` closes without answering; ``delay`` holds the answer (seconds); ``drip`` trickles its body;
+    ``chunked`` frames the body with ``Transfer-Encoding: chunked``; ``header_overrides`` replace headers by
+    name (case-insensitive): a value, a list of values (the header repeated), or None (left out).
+    """
 
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     reset: bool = False
+    payload: Payload | None = None
+    chunked: bool = False
+    drip: Drip | None = None
+    header_overrides: dict[str, str | list[str] | None] = field(default_factory=dict)
 
 
 class HubSpotEmulator:
@@ -206,26 +218,39 @@ class HubSpotEmulator:
             return self._admin(req)
         answer = Answer(0)
         try:
-            self._serve(req, headers, answer)
+            self._serve(req, target, headers, answer)
         except ApiError as exc:
             answer.status, answer.body = exc.status, exc.body
             answer.headers.update(exc.headers)
         self._log(req, answer)
         return answer
 
-    def _serve(self, req: Request, headers: dict[str, str], answer: Answer) -> None:
+    def _serve(self, req: Request, target: str, headers: dict[str, str], answer: Answer) -> None:
         route, params = routes.match(req.method, req.path)
         token = self._authenticate(headers.get("authorization", ""))
         if not self.tokens[token] & set(route.scopes):
             raise _missing_scopes(route.scopes)
+        answer.header_overrides = self.faults.draw_headers(req.path)  # before counting: 429s get them too
         self._count(route, token, answer)
-        fault, answer.delay = self.faults.draw()
+        draw = self.faults.draw(req.path)
+        fault, answer.delay, answer.drip = draw.fault, draw.delay, draw.drip
+        if isinstance(fault, BodyFault):
+            if fault.processed:
+                # HubSpot handled the request, then its answer (error or not) was mangled on the way.
+                with contextlib.suppress(ApiError):
+                    self._process(route, req, params, answer)
+            answer.status, answer.body, answer.payload = fault.status, None, fault.payload
+            answer.chunked = fault.chunked
+            return
         if fault is not None:
             if fault.kind == "reset":
                 answer.reset = True
                 return
             body = rate_limit_body("TEN_SECONDLY_ROLLING") if fault.kind == "rate_limit" else fault.body()
-            raise ApiError(429 if fault.kind == "rate_limit" else fault.status, body, fault.headers())
+            raise ApiError(429 if fault.kind == "rate_limit" else fault.status, body, fault.headers(target))
+        self._process(route, req, params, answer)
+
+    def _process(self, route: routes.Route, req: Request, params: dict[str, str], answer: Answer) -> None:
         req.parse_body()
         answer.status, answer.body = route.handler(self.portal, req, **params)
 
@@ -315,6 +340,15 @@ class _Server(ThreadingHTTPServer):
         logger.debug("connection error from %s", client_address, exc_info=True)
 
 
+def _overridden(headers: list[tuple[str, str]], overrides: dict[str, str | list[str] | None]) -> list[tuple[str, str]]:
+    """``headers`` with every header named in ``overrides`` (case-insensitively) replaced by its values."""
+    names = {name.lower() for name in overrides}
+    kept = [(name, value) for name, value in headers if name.lower() not in names]
+    for name, value in overrides.items():
+        kept += [(name, v) for v in header_values(value)]
+    return kept
+
+
 class _Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive (as HubSpot, and as urllib3 pools expect); JSON in, JSON out."""
 
@@ -355,17 +389,37 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _send(self, answer: Answer) -> None:
-        payload = json.dumps(answer.body if answer.body is not None else {}).encode()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
+        payload = answer.payload or Payload.of(json.dumps(answer.body if answer.body is not None else {}).encode())
+        chunked = answer.chunked or (answer.drip is not None and answer.drip.chunked)
+        headers = [
+            ("Content-Type", "application/json;charset=utf-8"),
+            ("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(payload.length)),
+        ]
+        if payload.encoding:
+            headers.append(("Content-Encoding", payload.encoding))
         if answer.body and "correlationId" in answer.body:
             # source: §1.8 the correlationId also appears in X-HubSpot-Correlation-Id
-            self.send_header("X-HubSpot-Correlation-Id", answer.body["correlationId"])
-        for name, value in answer.headers.items():
+            headers.append(("X-HubSpot-Correlation-Id", answer.body["correlationId"]))
+        headers += answer.headers.items()
+        self.send_response(answer.status)
+        for name, value in _overridden(headers, answer.header_overrides):
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        self._stream(payload, chunked, answer.drip)
+
+    def _stream(self, payload: Payload, chunked: bool, drip: Drip | None) -> None:
+        """Write the body, dripped if asked; stops when the client hangs up or the emulator stops."""
+        pieces = payload.chunks() if drip is None else rechunk(payload.chunks(), drip.chunk_bytes)
+        try:
+            for index, piece in enumerate(pieces):
+                if index and drip is not None and not self._hold(drip.interval_seconds):
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away (or the emulator stopped) in the middle of a long body
+            self.close_connection = True
 
     def _hold(self, seconds: float) -> bool:
         """Wait ``seconds`` before answering on; False as soon as the client hangs up or the emulator stops.
