@@ -2,7 +2,9 @@
 
 Every HubSpot request goes through, in order: route match (404/405), bearer token (401, hubspot-api.md §4),
 scopes (403, §4), rate limits (429, §3), injected faults, JSON body (400, §1.7), then the endpoint. Every
-answer is JSON, unexpected exceptions included (a 500 with the error envelope).
+answer is JSON, unexpected exceptions included (a 500 with the error envelope), except the hostile answers
+fault injection is asked for (``faults.py``, ``hostile.py``): bodies replaced, headers poisoned, answers
+dripped.
 
 Admin endpoints live under ``/__emulator/``, a prefix HubSpot never uses; they need no token and are
 never counted or faulted: ``GET /__emulator/state``, ``GET``/``POST /__emulator/faults``,
@@ -15,6 +17,7 @@ import contextlib
 import copy
 import json
 import logging
+import select
 import socket
 import struct
 import threading
@@ -29,7 +32,8 @@ from pydantic import ValidationError
 
 from . import routes
 from .errors import ApiError, error_body
-from .faults import FaultConfig, FaultInjector
+from .faults import BodyFault, Drip, FaultConfig, FaultInjector, header_values
+from .hostile import Payload, rechunk
 from .portal import Portal, check_portal_shape
 from .ratelimit import TIERS, RateLimiter, rate_limit_body, search_limit_body
 from .request import Request
@@ -79,13 +83,22 @@ def _missing_scopes(required: tuple[str, ...]) -> ApiError:
 
 @dataclass
 class Answer:
-    """What the handler sends: status, JSON body and headers; ``reset`` closes without answering."""
+    """What the handler sends: status, JSON ``body`` (or the raw ``payload`` replacing it) and headers.
+
+    ``reset`` closes without answering; ``delay`` holds the answer (seconds); ``drip`` trickles its body;
+    ``chunked`` frames the body with ``Transfer-Encoding: chunked``; ``header_overrides`` replace headers by
+    name (case-insensitive): a value, a list of values (the header repeated), or None (left out).
+    """
 
     status: int
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     reset: bool = False
+    payload: Payload | None = None
+    chunked: bool = False
+    drip: Drip | None = None
+    header_overrides: dict[str, str | list[str] | None] = field(default_factory=dict)
 
 
 class HubSpotEmulator:
@@ -165,6 +178,7 @@ class HubSpotEmulator:
         """Stop serving and close every open connection."""
         if self._server is None:
             return
+        self._server.stopping.set()
         self._server.shutdown()
         self._server.close_all()
         self._server.server_close()
@@ -204,26 +218,39 @@ class HubSpotEmulator:
             return self._admin(req)
         answer = Answer(0)
         try:
-            self._serve(req, headers, answer)
+            self._serve(req, target, headers, answer)
         except ApiError as exc:
             answer.status, answer.body = exc.status, exc.body
             answer.headers.update(exc.headers)
         self._log(req, answer)
         return answer
 
-    def _serve(self, req: Request, headers: dict[str, str], answer: Answer) -> None:
+    def _serve(self, req: Request, target: str, headers: dict[str, str], answer: Answer) -> None:
         route, params = routes.match(req.method, req.path)
         token = self._authenticate(headers.get("authorization", ""))
         if not self.tokens[token] & set(route.scopes):
             raise _missing_scopes(route.scopes)
+        answer.header_overrides = self.faults.draw_headers(req.path)  # before counting: 429s get them too
         self._count(route, token, answer)
-        fault, answer.delay = self.faults.draw()
+        draw = self.faults.draw(req.path)
+        fault, answer.delay, answer.drip = draw.fault, draw.delay, draw.drip
+        if isinstance(fault, BodyFault):
+            if fault.processed:
+                # HubSpot handled the request, then its answer (error or not) was mangled on the way.
+                with contextlib.suppress(ApiError):
+                    self._process(route, req, params, answer)
+            answer.status, answer.body, answer.payload = fault.status, None, fault.payload
+            answer.chunked = fault.chunked
+            return
         if fault is not None:
             if fault.kind == "reset":
                 answer.reset = True
                 return
             body = rate_limit_body("TEN_SECONDLY_ROLLING") if fault.kind == "rate_limit" else fault.body()
-            raise ApiError(429 if fault.kind == "rate_limit" else fault.status, body, fault.headers())
+            raise ApiError(429 if fault.kind == "rate_limit" else fault.status, body, fault.headers(target))
+        self._process(route, req, params, answer)
+
+    def _process(self, route: routes.Route, req: Request, params: dict[str, str], answer: Answer) -> None:
         req.parse_body()
         answer.status, answer.body = route.handler(self.portal, req, **params)
 
@@ -290,6 +317,7 @@ class _Server(ThreadingHTTPServer):
         self.emulator = emulator
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.stopping = threading.Event()  # set by HubSpotEmulator.stop, before the connections are closed
         super().__init__(address, handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -310,6 +338,15 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         logger.debug("connection error from %s", client_address, exc_info=True)
+
+
+def _overridden(headers: list[tuple[str, str]], overrides: dict[str, str | list[str] | None]) -> list[tuple[str, str]]:
+    """``headers`` with every header named in ``overrides`` (case-insensitively) replaced by its values."""
+    names = {name.lower() for name in overrides}
+    kept = [(name, value) for name, value in headers if name.lower() not in names]
+    for name, value in overrides.items():
+        kept += [(name, v) for v in header_values(value)]
+    return kept
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -335,8 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.reset:
             self._reset_connection()
             return
-        if answer.delay:
-            time.sleep(answer.delay)
+        if answer.delay and not self._hold(answer.delay):
+            self.close_connection = True
+            return
         self._send(answer)
 
     def _read_body(self) -> bytes:
@@ -351,17 +389,56 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _send(self, answer: Answer) -> None:
-        payload = json.dumps(answer.body if answer.body is not None else {}).encode()
-        self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
+        payload = answer.payload or Payload.of(json.dumps(answer.body if answer.body is not None else {}).encode())
+        chunked = answer.chunked or (answer.drip is not None and answer.drip.chunked)
+        headers = [
+            ("Content-Type", "application/json;charset=utf-8"),
+            ("Transfer-Encoding", "chunked") if chunked else ("Content-Length", str(payload.length)),
+        ]
+        if payload.encoding:
+            headers.append(("Content-Encoding", payload.encoding))
         if answer.body and "correlationId" in answer.body:
             # source: §1.8 the correlationId also appears in X-HubSpot-Correlation-Id
-            self.send_header("X-HubSpot-Correlation-Id", answer.body["correlationId"])
-        for name, value in answer.headers.items():
+            headers.append(("X-HubSpot-Correlation-Id", answer.body["correlationId"]))
+        headers += answer.headers.items()
+        self.send_response(answer.status)
+        for name, value in _overridden(headers, answer.header_overrides):
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        self._stream(payload, chunked, answer.drip)
+
+    def _stream(self, payload: Payload, chunked: bool, drip: Drip | None) -> None:
+        """Write the body, dripped if asked; stops when the client hangs up or the emulator stops."""
+        pieces = payload.chunks() if drip is None else rechunk(payload.chunks(), drip.chunk_bytes)
+        try:
+            for index, piece in enumerate(pieces):
+                if index and drip is not None and not self._hold(drip.interval_seconds):
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client went away (or the emulator stopped) in the middle of a long body
+            self.close_connection = True
+
+    def _hold(self, seconds: float) -> bool:
+        """Wait ``seconds`` before answering on; False as soon as the client hangs up or the emulator stops.
+
+        Both show as the socket turning readable at end of file (``stop`` shuts every connection down).
+        Bytes the client sends meanwhile (a pipelined request) are left for later; then only ``stop`` ends
+        the wait early.
+        """
+        deadline = time.monotonic() + seconds
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN)
+        if not poller.poll(seconds * 1000):
+            return True
+        try:
+            if not self.connection.recv(1, socket.MSG_PEEK):
+                return False
+        except OSError:
+            return False
+        return not self.server.stopping.wait(deadline - time.monotonic())
 
     def _reset_connection(self) -> None:
         """Close with a TCP RST (SO_LINGER 0) and no answer: the client sees a connection reset."""
