@@ -199,8 +199,8 @@ class HubSpotClient:
                 self.pacer.pause(self._daily_pause_s)  # the whole portal is out of requests for the day
             raise error
         try:
-            return answer.status, json.loads(answer.body.decode("utf-8")) if answer.body else {}
-        except ValueError:  # UnicodeDecodeError included
+            return answer.status, json.loads(answer.body.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError included; every endpoint used answers a JSON body
             raise HubSpotMalformedAnswer(answer.status, message="the answer is not UTF-8 JSON") from None
 
     def _attempt_end(self, wait_s: float, deadline: Deadline | None) -> float:

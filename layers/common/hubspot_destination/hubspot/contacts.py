@@ -157,9 +157,11 @@ class HubSpotContacts:
         by_email = {item.email: item for item in trace_ids.values()}
         outcomes: dict[str, Outcome] = {}
         for result in answer.results:
-            item = trace_ids.get(result.objectWriteTraceId or "") or by_email.get(
-                (result.properties.get(EMAIL_PROPERTY) or "").lower()
-            )
+            # By trace id; by email only when HubSpot echoed none (a trace id never sent is not ours).
+            if result.objectWriteTraceId is not None:
+                item = trace_ids.get(result.objectWriteTraceId)
+            else:
+                item = by_email.get((result.properties.get(EMAIL_PROPERTY) or "").lower())
             if item is not None:
                 outcomes.setdefault(item.email, Written())
         for envelope in answer.errors:

@@ -122,11 +122,12 @@ class UpsertResult(BaseModel):
 
 
 class BatchUpsertAnswer(BaseModel):
-    """The 200 or 207 answer of `batch/upsert`; results are not in input order (hubspot-api.md §1.2, §1.4)."""
+    """The 200 or 207 answer of `batch/upsert`; results are not in input order (hubspot-api.md §1.2, §1.4).
+    `results` is required by HubSpot's spec (`BatchResponseSimplePublicUpsertObject`), even when empty."""
 
     model_config = _Answer
 
-    results: list[UpsertResult] = Field(default_factory=list)
+    results: list[UpsertResult]
     errors: list[ErrorEnvelope] = Field(default_factory=list)
 
 
