@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.infra.stack_model import Stack
 from tests.infra.template_tools import DEFAULT_TOOLS_PYTHON, TemplateTools
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,3 +64,8 @@ def sam_template(template_tools: TemplateTools) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def cfn_template(sam_template: dict[str, Any], translate: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
     return translate(sam_template)
+
+
+@pytest.fixture(scope="session")
+def stack(sam_template: dict[str, Any], cfn_template: dict[str, Any]) -> Stack:
+    return Stack(sam_template, cfn_template)

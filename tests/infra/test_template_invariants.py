@@ -266,11 +266,6 @@ INVARIANTS: list[Callable[[Stack], list[str]]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stack(sam_template: dict[str, Any], cfn_template: dict[str, Any]) -> Stack:
-    return Stack(sam_template, cfn_template)
-
-
 @pytest.mark.parametrize("invariant", INVARIANTS, ids=lambda f: f.__name__)
 def test_invariant_holds(stack: Stack, invariant: Callable[[Stack], list[str]]) -> None:
     assert invariant(stack) == []
