@@ -2,22 +2,35 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The template tools (SAM CLI with its aws-sam-translator and cfn-lint) pin their own boto3 and pydantic, so they
+# live in an environment of their own; tests/infra runs the translator there (tests/infra/template_tools.py).
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 SAM_VERSION := 1.170.0
+# The layer's pins are what Lambda runs: the project's environment is held to them, so the tests run them too
+# (tests/infra/test_environment.py checks it).
+PINS := layers/common/requirements.txt
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --constraint $(PINS)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .PHONY: install demo test lint validate build pytest openapi clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+
+# `make demo`: the product and the parts of moto the local pipeline uses; nothing for tests or linting.
+$(BIN)/.demo-installed: pyproject.toml $(PINS) | $(BIN)/python
+	$(PIP_INSTALL) -e '.[local]'
 	touch $@
 
-# SAM CLI pins its own boto3 and pydantic, so it lives in a virtual environment of its own.
+# Everything the tests and ruff need (a superset of the demo's).
+$(BIN)/.installed: pyproject.toml $(PINS) | $(BIN)/python
+	$(PIP_INSTALL) -e '.[test]'
+	touch $@ $(BIN)/.demo-installed
+
 $(SAM):
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -25,25 +38,25 @@ $(SAM):
 
 install: $(BIN)/.installed
 
-demo: install
+demo: $(BIN)/.demo-installed
 	$(BIN)/hubspot-destination replay events/activation.json
 
-lint: install
+lint: install $(SAM)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/cfn-lint template.yaml
+	$(SAM_VENV)/bin/cfn-lint template.yaml
 
 validate: $(SAM)
 	$(SAM) validate --lint
 
 # The layer's Makefile installs cp313 arm64 wheels with this interpreter's pip (the venv always has pip).
-build: $(SAM) install
+build: $(SAM) $(BIN)/python
 	LAYER_PYTHON=$(abspath $(BIN)/python) $(SAM) build
 
-openapi: install
+openapi: $(BIN)/.demo-installed
 	$(BIN)/python -m hubspot_local.openapi
 
-pytest: install
+pytest: install $(SAM)
 	$(BIN)/python -m pytest
 
 test: lint validate build pytest

@@ -11,15 +11,14 @@ from __future__ import annotations
 import copy
 import re
 import tomllib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hubspot_destination.settings import DeliverSettings
+from tests.infra.stack_model import Stack, getatt_target, ref_target
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER_DIR = ROOT / "layers" / "common"
@@ -32,114 +31,6 @@ RECEIVE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessage
 ESM_REQUIRED_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 # AWS-managed policies that grant SQS or Secrets Manager on every resource.
 BROAD_MANAGED_POLICIES = ("AWSLambdaSQSQueueExecutionRole", "SecretsManagerReadWrite", "AmazonSQSFullAccess")
-
-
-# --------------------------------------------------------------------------------------------------
-# A small model of the stack
-# --------------------------------------------------------------------------------------------------
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _getatt_target(value: Any) -> str | None:
-    """Logical id behind `!GetAtt X.Arn` (either CFN spelling), else None."""
-    if isinstance(value, dict) and "Fn::GetAtt" in value:
-        target = value["Fn::GetAtt"]
-        return target[0] if isinstance(target, list) else target.split(".")[0]
-    return None
-
-
-def _ref_target(value: Any) -> str | None:
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        return value["Ref"]
-    return None
-
-
-@dataclass
-class Stack:
-    sam: dict[str, Any]
-    cfn: dict[str, Any]
-
-    def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return {
-            logical_id: resource.get("Properties", {})
-            for logical_id, resource in self.cfn["Resources"].items()
-            if resource["Type"] == resource_type
-        }
-
-    @cached_property
-    def parameters(self) -> dict[str, dict[str, Any]]:
-        return self.sam.get("Parameters", {})
-
-    def resolve(self, value: Any) -> Any:
-        """Deployed value of a literal, a `Ref` to a parameter (its default) or an `Fn::FindInMap`."""
-        if isinstance(value, dict):
-            if (name := _ref_target(value)) is not None:
-                return self.resolve(self.parameters[name]["Default"])
-            if "Fn::FindInMap" in value:
-                mapping, first, second = (self.resolve(part) for part in value["Fn::FindInMap"])
-                return self.resolve(self.sam["Mappings"][mapping][first][second])
-            raise AssertionError(f"cannot resolve {value!r}")
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
-            return int(value)
-        return value
-
-    @property
-    def functions(self) -> dict[str, dict[str, Any]]:
-        return self.resources("AWS::Lambda::Function")
-
-    @property
-    def queues(self) -> dict[str, dict[str, Any]]:
-        return self.resources("AWS::SQS::Queue")
-
-    @property
-    def dead_letter_queues(self) -> set[str]:
-        return {
-            target
-            for queue in self.queues.values()
-            if (target := _getatt_target(queue.get("RedrivePolicy", {}).get("deadLetterTargetArn")))
-        }
-
-    def sqs_mappings(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """(function id, queue id, mapping properties) for every SQS event source mapping."""
-        for esm in self.resources("AWS::Lambda::EventSourceMapping").values():
-            queue = _getatt_target(esm.get("EventSourceArn"))
-            if queue in self.queues:
-                function = _ref_target(esm["FunctionName"])
-                assert function is not None, f"mapping on {queue} names its function without !Ref"
-                yield function, queue, esm
-
-    def env(self, function: str) -> dict[str, Any]:
-        return self.functions[function].get("Environment", {}).get("Variables", {})
-
-    def role_of(self, function: str) -> tuple[str, dict[str, Any]]:
-        role_id = _getatt_target(self.functions[function]["Role"])
-        assert role_id is not None, f"{function}: Role is not a !GetAtt of a role in this stack"
-        return role_id, self.resources("AWS::IAM::Role")[role_id]
-
-    def statements(self, role_id: str) -> list[dict[str, Any]]:
-        """Allow statements of a role's inline policies and of stack policies attached to it."""
-        found: list[dict[str, Any]] = []
-        role = self.resources("AWS::IAM::Role")[role_id]
-        documents = [policy["PolicyDocument"] for policy in role.get("Policies", [])]
-        for policy_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            for policy in self.resources(policy_type).values():
-                if {"Ref": role_id} in policy.get("Roles", []):
-                    documents.append(policy["PolicyDocument"])
-        for document in documents:
-            found.extend(s for s in _as_list(document["Statement"]) if s.get("Effect") == "Allow")
-        return found
-
-    def grants(self, function: str, prefix: str) -> list[tuple[str, Any]]:
-        """(action, resource) pairs the function's role allows for actions starting with `prefix`."""
-        role_id, _ = self.role_of(function)
-        return [
-            (action, resource)
-            for statement in self.statements(role_id)
-            for action in _as_list(statement["Action"])
-            if action == "*" or action.startswith(prefix)
-            for resource in _as_list(statement.get("Resource", "*"))
-        ]
 
 
 def _sam_events(stack: Stack, event_type: str) -> list[tuple[str, dict[str, Any]]]:
@@ -180,7 +71,7 @@ def concurrency_is_capped_by_the_poller(stack: Stack) -> list[str]:
             continue
         if stack.resolve(maximum) < 2:
             problems.append(f"{where}: MaximumConcurrency {stack.resolve(maximum)} < 2")
-        if (name := _ref_target(maximum)) and stack.parameters[name].get("MinValue", 0) < 2:
+        if (name := ref_target(maximum)) and stack.parameters[name].get("MinValue", 0) < 2:
             problems.append(f"{where}: parameter {name} allows MaximumConcurrency below 2")
         reserved = stack.functions[function].get("ReservedConcurrentExecutions")
         if reserved is None:
@@ -223,7 +114,7 @@ def queues_are_encrypted_sized_and_redriven(stack: Stack) -> list[str]:
                 problems.append(f"{queue}: dead-letter queue keeps messages less than 14 days")
             continue
         redrive = props.get("RedrivePolicy")
-        if not redrive or _getatt_target(redrive.get("deadLetterTargetArn")) not in stack.queues:
+        if not redrive or getatt_target(redrive.get("deadLetterTargetArn")) not in stack.queues:
             problems.append(f"{queue}: no RedrivePolicy to a dead-letter queue of this stack")
         elif stack.resolve(redrive.get("maxReceiveCount", 0)) < MIN_MAX_RECEIVE_COUNT:
             problems.append(f"{queue}: maxReceiveCount below {MIN_MAX_RECEIVE_COUNT}")
@@ -236,9 +127,9 @@ def function_settings_match_the_queues(stack: Stack) -> list[str]:
     for function, queue, _ in stack.sqs_mappings():
         redrive = stack.queues[queue]["RedrivePolicy"]
         env = stack.env(function)
-        if _ref_target(env.get("DEAD_LETTER_QUEUE_URL")) != _getatt_target(redrive["deadLetterTargetArn"]):
+        if ref_target(env.get("DEAD_LETTER_QUEUE_URL")) != getatt_target(redrive["deadLetterTargetArn"]):
             problems.append(f"{function}: DEAD_LETTER_QUEUE_URL is not {queue}'s dead-letter queue")
-    producers = [(f, _ref_target(stack.env(f).get("QUEUE_URL"))) for f in stack.functions]
+    producers = [(f, ref_target(stack.env(f).get("QUEUE_URL"))) for f in stack.functions]
     producers = [(f, q) for f, q in producers if q]
     if not producers:
         problems.append("no function has QUEUE_URL")
@@ -267,14 +158,14 @@ def functions_read_only_their_own_secret(stack: Stack) -> list[str]:
     problems = []
     for function in stack.functions:
         own = {
-            _ref_target(value)
+            ref_target(value)
             for name, value in stack.env(function).items()
-            if name.endswith("_SECRET_ID") and _ref_target(value)
+            if name.endswith("_SECRET_ID") and ref_target(value)
         }
         granted = stack.grants(function, "secretsmanager:")
         if {action for action, _ in granted} - {"secretsmanager:GetSecretValue"}:
             problems.append(f"{function}: secretsmanager actions beyond GetSecretValue: {granted}")
-        resources = {_ref_target(resource) or repr(resource) for _, resource in granted}
+        resources = {ref_target(resource) or repr(resource) for _, resource in granted}
         if resources != own:
             problems.append(f"{function}: may read secrets {sorted(resources)}, needs exactly {sorted(own)}")
     return problems
@@ -287,10 +178,10 @@ def sqs_access_follows_the_wiring(stack: Stack) -> list[str]:
     for function, queue, _ in stack.sqs_mappings():
         consumed[function].add(queue)
     for function in stack.functions:
-        sends_to = {_ref_target(v) for k, v in stack.env(function).items() if k.endswith("QUEUE_URL")} - {None}
+        sends_to = {ref_target(v) for k, v in stack.env(function).items() if k.endswith("QUEUE_URL")} - {None}
         granted: dict[str, set[str]] = {}
         for action, resource in stack.grants(function, "sqs:"):
-            queue = _getatt_target(resource) or repr(resource)
+            queue = getatt_target(resource) or repr(resource)
             granted.setdefault(queue, set()).add(action)
             if action in RECEIVE_ACTIONS and queue not in consumed[function]:
                 problems.append(f"{function}: {action} on {queue}, which it does not consume")
@@ -311,14 +202,14 @@ def functions_log_to_their_own_retained_group(stack: Stack) -> list[str]:
     problems = []
     groups = stack.resources("AWS::Logs::LogGroup")
     for function, props in stack.functions.items():
-        group = _ref_target(props.get("LoggingConfig", {}).get("LogGroup"))
+        group = ref_target(props.get("LoggingConfig", {}).get("LogGroup"))
         if group not in groups:
             problems.append(f"{function}: LoggingConfig.LogGroup is not a log group of this stack")
             continue
         if "RetentionInDays" not in groups[group]:
             problems.append(f"{group}: no retention")
         for action, resource in stack.grants(function, "logs:"):
-            if _getatt_target(resource) != group:
+            if getatt_target(resource) != group:
                 problems.append(f"{function}: {action} on {resource!r}, not its own log group {group}")
     return problems
 
@@ -344,7 +235,7 @@ def layer_is_built_for_lambda_without_docker(stack: Stack) -> list[str]:
     for function, fprops in stack.functions.items():
         if fprops.get("Runtime") != "python3.13" or fprops.get("Architectures") != ["arm64"]:
             problems.append(f"{function} is not python3.13 on arm64")
-        if not {_ref_target(layer_ref) for layer_ref in fprops.get("Layers", [])} & cfn_layers:
+        if not {ref_target(layer_ref) for layer_ref in fprops.get("Layers", [])} & cfn_layers:
             problems.append(f"{function} does not use CommonLayer")
     return problems
 
@@ -373,11 +264,6 @@ INVARIANTS: list[Callable[[Stack], list[str]]] = [
     functions_log_to_their_own_retained_group,
     layer_is_built_for_lambda_without_docker,
 ]
-
-
-@pytest.fixture(scope="module")
-def stack(sam_template: dict[str, Any], cfn_template: dict[str, Any]) -> Stack:
-    return Stack(sam_template, cfn_template)
 
 
 @pytest.mark.parametrize("invariant", INVARIANTS, ids=lambda f: f.__name__)
@@ -615,7 +501,7 @@ def test_api_posts_activations_to_ingest(stack: Stack) -> None:
     [(function, event)] = _sam_events(stack, "Api")
     assert function == "IngestFunction"
     assert (event["Path"], event["Method"].lower()) == ("/v1/activations", "post")
-    api_id = _ref_target(event["RestApiId"])
+    api_id = ref_target(event["RestApiId"])
     api = stack.sam["Resources"][api_id]["Properties"]
     assert api["StageName"] == "prod"
     [setting] = api["MethodSettings"]
