@@ -53,7 +53,7 @@ class DeliverSettings(BaseSettings):
     hubspot_token_secret_id: str = Field(alias="HUBSPOT_TOKEN_SECRET_ID", min_length=1)
     hubspot_base_url: HttpUrl = Field(default=HttpUrl("https://api.hubapi.com"), alias="HUBSPOT_BASE_URL")
     hubspot_requests_per_10s: int = Field(
-        default=190,
+        default=100,
         alias="HUBSPOT_REQUESTS_PER_10S",
         ge=1,
         description="The portal's burst limit per 10 s (tier); https://developers.hubspot.com/docs/developer-tooling/platform/usage-guidelines",

@@ -157,7 +157,7 @@ def _by_ref(changes: Sequence[ContactChange], settled: Settled) -> dict[str, Ver
     for change in changes:
         verdict = settled.get(change.email) or Verdict("retry", Reason.UNACCOUNTED, "not attempted")
         if verdict.kind == "dead_letter" and verdict.reason is not None:
-            name = "DeadLetters" + verdict.reason.title().replace("_", "")
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+            reason = verdict.reason.title().replace("_", "")
+            metrics.add_metric(name=f"DeadLetters{reason}", unit=MetricUnit.Count, value=1)
         verdicts.update(dict.fromkeys(change.refs, verdict))
     return verdicts

@@ -1,16 +1,18 @@
 """What the delivery pipeline needs from the world, as small interfaces. The adapters implement them
 (hubspot/contacts.py, hubspot/properties.py, aws/dynamodb.py, aws/sqs.py); the unit tests implement them in
-memory (tests/unit/fakes.py)."""
+memory (tests/unit/fakes.py). Settlement sees the pipeline itself as a `Deliverer`."""
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from hubspot_destination.aws.sqs import DeadLetter
 from hubspot_destination.domain.deadline import Deadline
+from hubspot_destination.domain.verdicts import Verdict
 from hubspot_destination.domain.versions import Lease, Leasing, WrittenVersions
 from hubspot_destination.hubspot.contacts import ContactInput, Outcome
 from hubspot_destination.hubspot.models import Property
 from hubspot_destination.hubspot.properties import AudienceResolution
+from hubspot_destination.models import ProfileUpdate
 
 
 class ContactWriter(Protocol):
@@ -56,4 +58,10 @@ class Outbox(Protocol):
 
     def requeue(self, bodies_and_delays: Sequence[tuple[str, int]]) -> None:
         """Send messages back to the activation queue, hidden for a delay (s). Raises as `dead_letter`."""
+        ...
+
+
+class Deliverer(Protocol):
+    def deliver(self, updates: Sequence[tuple[str, ProfileUpdate]], deadline: Deadline) -> dict[str, Verdict]:
+        """A verdict for every `(ref, update)` pair, by ref."""
         ...

@@ -27,9 +27,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from hubspot_destination.aws.sqs import DeadLetter, EnqueueError
-from hubspot_destination.deliver.pipeline import Delivery
 from hubspot_destination.deliver.policy import RetryPolicy
-from hubspot_destination.deliver.ports import Outbox
+from hubspot_destination.deliver.ports import Deliverer, Outbox
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.domain.messages import decode_message, encode_message, pack
 from hubspot_destination.domain.reasons import Reason
@@ -62,7 +61,7 @@ class _Profile:
 
 def settle_batch(
     records: Sequence[QueueRecord],
-    delivery: Delivery,
+    delivery: Deliverer,
     deadline: Deadline,
     outbox: Outbox,
     retry: RetryPolicy,
