@@ -14,7 +14,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --constraint $(PINS)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint validate build pytest openapi clean
+.PHONY: install demo test lint typecheck validate build pytest openapi clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -56,10 +56,15 @@ build: $(SAM) $(BIN)/python
 openapi: $(BIN)/.demo-installed
 	$(BIN)/python -m hubspot_local.openapi
 
-pytest: install $(SAM)
-	$(BIN)/python -m pytest
+# mypy (pydantic plugin, boto3 stubs) over the deployed code and the local tools (pyproject.toml [tool.mypy]).
+typecheck: install
+	$(BIN)/mypy layers/common/hubspot_destination functions/ingest/app.py functions/deliver/app.py
 
-test: lint validate build pytest
+# Coverage of the deployed package and the local tools, reported at the end of the run.
+pytest: install $(SAM)
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
+
+test: lint typecheck validate build pytest
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam

@@ -117,7 +117,8 @@ class ContactVersions:
             VersionsNotRecorded: after trying them all, for the contacts whose record DynamoDB refused.
         """
         safe_until_ms = int((self._clock() + _LEASE_MARGIN_S) * 1000)
-        batched, conditional = [], []
+        batched: list[tuple[Lease, dict]] = []
+        conditional: list[tuple[Lease, dict]] = []
         for lease in leases:
             item = self._item(lease, lease.written.merged(written.get(lease.email, NOTHING_WRITTEN)), 0)
             (batched if lease.until_ms > safe_until_ms else conditional).append((lease, item))
@@ -191,8 +192,9 @@ class ContactVersions:
         try:
             self._client.put_item(**arguments)
         except ClientError as error:
-            if error.response["Error"]["Code"] == _CONDITION_FAILED:
-                return error.response.get("Item", {})
+            if error.response["Error"].get("Code") == _CONDITION_FAILED:
+                # The refusal carries the item as it is (ReturnValuesOnConditionCheckFailure).
+                return dict(error.response.get("Item", {}))  # type: ignore[call-overload]
             raise
         return None
 
@@ -214,8 +216,8 @@ class ContactVersions:
             if not request:
                 return answers
             time.sleep(0.05 * 2**attempt)
-        error = {"Code": "ProvisionedThroughputExceededException", "Message": f"{operation} left items unprocessed"}
-        raise ClientError({"Error": error}, operation)
+        code, message = "ProvisionedThroughputExceededException", f"{operation} left items unprocessed"
+        raise ClientError({"Error": {"Code": code, "Message": message}}, operation)
 
     def _item(self, lease: Lease, versions: WrittenVersions, lease_until_ms: int) -> dict:
         document = {"attributes": dict(versions.attributes), "audiences": dict(versions.audiences)}

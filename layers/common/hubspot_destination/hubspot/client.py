@@ -194,10 +194,10 @@ class HubSpotClient:
         rate_limit = RateLimit.from_headers(answer.headers)
         self.pacer.observe(rate_limit)
         if not 200 <= answer.status < 300:
-            error = _error_for(answer, rate_limit)
-            if isinstance(error, HubSpotRateLimited) and error.policy_name == "DAILY":
+            fault = _error_for(answer, rate_limit)
+            if isinstance(fault, HubSpotRateLimited) and fault.policy_name == "DAILY":
                 self.pacer.pause(self._daily_pause_s)  # the whole portal is out of requests for the day
-            raise error
+            raise fault
         try:
             return answer.status, json.loads(answer.body.decode("utf-8"))
         except ValueError:  # UnicodeDecodeError included; every endpoint used answers a JSON body

@@ -91,28 +91,28 @@ class Pacer:
         self._min_interval_s = 10.0 * self._share / requests_per_10s if requests_per_10s else 0.0
         self._last_request_at = 0.0
         self._sent_at: deque[float] = deque()  # this client's recent send times
-        self._window = RateLimit()
+        self._window: tuple[int, int, int] | None = None  # (max, remaining, interval ms) of the latest answer
         self._window_until = 0.0  # what `_window` says is outdated after this
         self._paused_until = 0.0
 
     def observe(self, rate_limit: RateLimit, now: float | None = None) -> None:
         """Take the rate-limit headers of an answer into account for one interval."""
-        if rate_limit.describes_window:
-            now = time.monotonic() if now is None else now
-            self._window = rate_limit
-            self._window_until = now + rate_limit.interval_ms / 1000
+        most, remaining, interval_ms = rate_limit.max, rate_limit.remaining, rate_limit.interval_ms
+        if most is not None and remaining is not None and interval_ms is not None:
+            self._window = (most, remaining, interval_ms)
+            self._window_until = (time.monotonic() if now is None else now) + interval_ms / 1000
 
     def spacing_s(self, now: float) -> float:
         """Seconds between two requests, from the tier and the latest rate-limit headers still current.
         At most one interval times the share (the budget of a whole window, 10 s at most, for each client)."""
-        window = self._window
-        if not self._min_interval_s or now >= self._window_until or not window.describes_window:
+        if not self._min_interval_s or now >= self._window_until or self._window is None:
             return self._min_interval_s
-        interval_s = window.interval_ms / 1000
+        most, remaining, interval_ms = self._window
+        interval_s = interval_ms / 1000
         while self._sent_at and self._sent_at[0] < now - interval_s:
             self._sent_at.popleft()
-        reserve = max(self._share, window.max // 20)
-        budget = window.remaining + len(self._sent_at) * self._share - reserve
+        reserve = max(self._share, most // 20)
+        budget = remaining + len(self._sent_at) * self._share - reserve
         return max(self._min_interval_s, interval_s * self._share / max(budget, 1))
 
     def wait_s(self) -> float:

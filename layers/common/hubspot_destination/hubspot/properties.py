@@ -6,7 +6,7 @@ and `exited`, in its own property group, created when missing
 """
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from hubspot_destination.domain.audiences import STATUSES, audience_property_name
@@ -20,7 +20,7 @@ from hubspot_destination.observability import logger
 _COMPATIBLE_TYPES = {"enumeration", "string"}
 
 
-def _status_options(existing: list[Option] = ()) -> list[dict]:
+def _status_options(existing: Sequence[Option] = ()) -> list[dict]:
     """The options of an audience property: those it has, and any status missing, as API bodies."""
     options = [option.model_dump(exclude_none=True) for option in existing]
     values = {option.value for option in existing}

@@ -59,7 +59,7 @@ class _Watched:
 
     sock: socket.socket | None
 
-    def getresponse(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def getresponse(self, *args, **kwargs):
         attempt = getattr(_current, "attempt", None)
         if attempt is not None:
             attempt.watch(self.sock)
