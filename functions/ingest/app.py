@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from hubspot_destination.ingest import parse_json, raw_request_body, split_profiles
+from hubspot_destination.ingest import parse_json, raw_request_body, split_profiles, validation_detail
 from hubspot_destination.models import ActivationAccepted, ActivationRequest, ErrorBody
 from hubspot_destination.observability import logger, metrics
 from hubspot_destination.queue import EnqueueError, send_messages
@@ -68,9 +68,7 @@ def post_activation() -> Response:
     try:
         request = ActivationRequest.model_validate(payload)
     except ValidationError as error:
-        first = error.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        return _error(422, "INVALID_REQUEST", f"{where}: {first['msg']}")
+        return _error(422, "INVALID_REQUEST", validation_detail(error, "body"))
     if len(request.profiles) > settings.max_profiles_per_request:
         detail = f"{len(request.profiles)} profiles; at most {settings.max_profiles_per_request} per request"
         return _error(413, "TOO_MANY_PROFILES", detail)

@@ -185,3 +185,24 @@ def test_base64_flag_with_a_valid_body_still_works(pipeline):
     event = proxy_event(raw, pipeline.signing_secret)
     event.update(body=base64.b64encode(raw).decode(), isBase64Encoded=True)
     assert call(pipeline, event)[0] == 202
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        lambda key: profile("a@example.com", {key: {"nested": 1}}),
+        lambda key: profile("a@example.com", audiences={key: {"status": "gone"}}),
+        lambda key: {"identityMap": {key: "not a list"}},
+    ],
+    ids=["attribute", "audience", "identity-namespace"],
+)
+@pytest.mark.parametrize("key", ["k" * 4_500_000, "\ud800\x00" * 1000], ids=["huge", "unencodable"])
+def test_the_answer_stays_small_and_encodable_whatever_the_keys(pipeline, refused, key):
+    body = json.dumps({"profiles": [refused(key), profile("ok@example.com")]}).encode()
+    event = proxy_event(body, pipeline.signing_secret)
+    response = pipeline.ingest_module.lambda_handler(event, LambdaContext("IngestFunction", 10))
+    assert response["statusCode"] == 202
+    assert len(response["body"].encode()) < 1000
+    answer = json.loads(response["body"])
+    assert answer["accepted"] == 1
+    assert [r["index"] for r in answer["rejected"]] == [0]

@@ -1,8 +1,22 @@
 from datetime import UTC, datetime
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hubspot_destination.delivery import coalesce
-from hubspot_destination.ingest import split_profiles
-from hubspot_destination.models import ActivationRequest, AudienceUpdate, ProfileUpdate
+from hubspot_destination.ingest import ANSWER_DETAILS_MAX_CHARS, split_profiles
+from hubspot_destination.models import (
+    DETAIL_MAX_CHARS,
+    QUOTE_MAX_CHARS,
+    ActivationAccepted,
+    ActivationRequest,
+    AudienceUpdate,
+    ErrorBody,
+    ProfileUpdate,
+    Rejection,
+    excerpt,
+)
 from hubspot_destination.queue import chunk_entries, decode_message, pack
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
@@ -132,3 +146,69 @@ def test_membership_status_is_accepted_in_any_case():
     [accepted], rejected = split(profile("a@example.com", audiences=memberships))
     assert rejected == []
     assert accepted.audiences["a1"].status == "realized"
+
+
+# Every place a profile's own key is quoted in the detail of its rejection.
+KEY_PLACES = {
+    "attribute": lambda key: profile("a@example.com", {key: {"nested": 1}}),
+    "wrapped attribute": lambda key: profile("a@example.com", {key: {"val": 1}}),
+    "audience id": lambda key: profile("a@example.com", audiences={key: {"status": "gone"}}),
+    "namespace": lambda key: {
+        "identityMap": {"email": [{"id": "a@example.com"}]},
+        "segmentMembership": {key: {"a1": {"status": "realized", "lastQualificationTime": "9999-01-01T00:00:00Z"}}},
+    },
+    "identity namespace": lambda key: {"identityMap": {key: "not a list"}},
+}
+STRANGE_KEYS = {
+    "huge": "k" * 1_000_000,
+    "lone surrogates": "\ud800" * 500,
+    "controls": "\x00\n\u200b" * 300,
+    "accents": "é" * 5000,
+    "astral": "\U0001f600" * 5000,
+}
+any_text = st.text(st.characters(exclude_categories=()), max_size=400)  # lone surrogates included
+
+
+def assert_answerable(rejection):
+    assert len(rejection.detail) <= DETAIL_MAX_CHARS
+    ActivationAccepted(requestId="r", accepted=0, rejected=[rejection]).model_dump_json().encode()
+
+
+@pytest.mark.parametrize("key", STRANGE_KEYS.values(), ids=STRANGE_KEYS)
+@pytest.mark.parametrize("place", KEY_PLACES.values(), ids=KEY_PLACES)
+def test_a_rejection_quotes_sender_keys_short_and_encodable(place, key):
+    _, [rejection] = split(place(key))
+    assert_answerable(rejection)
+    assert key[:20].isprintable() is (key[:20] in rejection.detail)
+
+
+@given(place=st.sampled_from(list(KEY_PLACES.values())), key=any_text)
+def test_any_key_gives_an_answerable_rejection(place, key):
+    _, rejected = split(place(key))
+    for rejection in rejected:
+        assert_answerable(rejection)
+
+
+@given(any_text, st.integers(1, 200))
+def test_an_excerpt_is_short_encodable_and_keeps_short_printable_text(text, limit):
+    quoted = excerpt(text, limit)
+    assert len(quoted) <= limit
+    quoted.encode()
+    assert (quoted == text) is (text.isprintable() and len(text) <= limit)
+
+
+@pytest.mark.parametrize("model", [Rejection, ErrorBody])
+@pytest.mark.parametrize("detail", STRANGE_KEYS.values(), ids=STRANGE_KEYS)
+def test_every_answer_detail_is_bounded_and_encodable(model, detail):
+    fields = {"index": 0, "reason": "INVALID_PROFILE"} if model is Rejection else {"error": "INVALID_REQUEST"}
+    answer = model(**fields, detail=detail)
+    assert len(answer.detail) <= DETAIL_MAX_CHARS
+    assert len(answer.model_dump_json().encode()) < 4 * DETAIL_MAX_CHARS + 100
+
+
+def test_the_details_of_one_answer_are_bounded_together():
+    refused = [profile(f"u{i}@example.com", {f"{i}{'k' * QUOTE_MAX_CHARS}": {"nested": 1}}) for i in range(3000)]
+    _, rejected = split(*refused)
+    assert [r.index for r in rejected] == list(range(3000))
+    assert rejected[0].detail.startswith("attributes.0kkk")
+    assert sum(len(r.detail) for r in rejected) <= ANSWER_DETAILS_MAX_CHARS + len(rejected)

@@ -22,10 +22,15 @@ from hubspot_destination.models import (
     Profile,
     ProfileUpdate,
     Rejection,
+    excerpt,
 )
 from hubspot_destination.queue import DEAD_LETTER_ATTRIBUTES_BYTES, encode_message, pack
 
 _FUTURE_TOLERANCE = timedelta(days=1)
+# The details of one answer together, in characters: past it a rejection's detail is `…`, so even 10,000
+# refused profiles answer in well under Lambda's 6-MB response limit.
+ANSWER_DETAILS_MAX_CHARS = 100_000
+_OMITTED = "…"
 
 
 def raw_request_body(body: str | None, is_base64_encoded: bool) -> bytes:
@@ -60,10 +65,12 @@ def parse_json(raw_body: bytes) -> object:
         raise ValueError("the JSON is nested too deeply") from None
 
 
-def _validation_detail(error: ValidationError) -> str:
+def validation_detail(error: ValidationError, root: str) -> str:
+    """The first problem of a validation error as `where: what` (`attributes.city: ...`), each sender key in
+    `where` quoted by `excerpt`; `root` names the whole input when the problem is not in one field."""
     first = error.errors(include_url=False, include_input=False)[0]
-    location = ".".join(str(part) for part in first["loc"])
-    return f"{location}: {first['msg']}" if location else first["msg"]
+    where = ".".join(excerpt(str(part)) for part in first["loc"]) or root
+    return f"{where}: {first['msg']}"
 
 
 def _is_scalar(value: object) -> bool:
@@ -82,7 +89,7 @@ def _audiences(profile: Profile, request: ActivationRequest, received_at: dateti
     updates: dict[str, AudienceUpdate] = {}
     for namespace, memberships in profile.segmentMembership.items():
         for audience_id, membership in memberships.items():
-            where = f"segmentMembership.{namespace}.{audience_id}"
+            where = f"segmentMembership.{excerpt(namespace)}.{excerpt(audience_id)}"
             if not audience_id.strip():
                 raise ValueError(f"{where}: the audience id is empty")
             if membership.lastQualificationTime > latest:
@@ -113,14 +120,14 @@ def _attributes(profile: Profile, null_clears: bool) -> dict[str, object]:
             if not raw:
                 continue
             if "value" not in raw:
-                raise ValueError(f'attributes.{name}: expected a plain value or {{"value": ...}}')
+                raise ValueError(f'attributes.{excerpt(name)}: expected a plain value or {{"value": ...}}')
             value = raw["value"]
         if value is None:
             if null_clears:
                 values[name] = ""
             continue
         if not (_is_scalar(value) or (isinstance(value, list) and all(_is_scalar(item) for item in value))):
-            raise ValueError(f"attributes.{name}: expected a string, number, boolean or a list of them")
+            raise ValueError(f"attributes.{excerpt(name)}: expected a string, number, boolean or a list of them")
         values[name] = value
     return values
 
@@ -164,7 +171,7 @@ def split_profiles(
         except ValidationError as error:
             location = error.errors()[0]["loc"]
             reason = "INVALID_MEMBERSHIP" if location[:1] == ("segmentMembership",) else "INVALID_PROFILE"
-            rejections.append(Rejection(index=index, reason=reason, detail=_validation_detail(error)))
+            rejections.append(Rejection(index=index, reason=reason, detail=validation_detail(error, "profile")))
             continue
         try:
             email = contact_email(profile.identityMap)
@@ -178,8 +185,8 @@ def split_profiles(
             continue
         try:
             audiences = _audiences(profile, request, received_at)
-        except ValueError as error:  # pydantic's ValidationError is a ValueError too
-            rejections.append(Rejection(index=index, reason="INVALID_MEMBERSHIP", detail=str(error)[:500]))
+        except ValueError as error:
+            rejections.append(Rejection(index=index, reason="INVALID_MEMBERSHIP", detail=str(error)))
             continue
         update = ProfileUpdate(
             email=email,
@@ -199,4 +206,16 @@ def split_profiles(
             continue
         accepted.append(update)
     bodies = pack(accepted, max_profiles_per_message, max_message_bytes)
-    return Split(bodies=bodies, accepted=len(accepted), rejected=rejections)
+    return Split(bodies=bodies, accepted=len(accepted), rejected=_within_answer_budget(rejections))
+
+
+def _within_answer_budget(rejections: list[Rejection]) -> list[Rejection]:
+    """The rejections with the details past `ANSWER_DETAILS_MAX_CHARS` (all details together) replaced by `…`."""
+    spent = 0
+    bounded = []
+    for rejection in rejections:
+        spent += len(rejection.detail)
+        bounded.append(
+            rejection if spent <= ANSWER_DETAILS_MAX_CHARS else rejection.model_copy(update={"detail": _OMITTED})
+        )
+    return bounded

@@ -8,12 +8,44 @@ Each profile is validated on its own, so one bad profile is a per-index rejectio
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+)
 
 AudienceStatus = Literal["realized", "existing", "exited"]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 # What HubSpot can take for one property once coerced: a scalar, or a list for multi-select checkboxes.
 AttributeValue = str | int | float | bool | list[str | int | float | bool]
+
+# Answers stay small whatever the sender sent: its keys and values are quoted at most QUOTE_MAX_CHARS long, and
+# a whole detail is at most DETAIL_MAX_CHARS.
+QUOTE_MAX_CHARS = 100
+DETAIL_MAX_CHARS = 300
+
+
+def excerpt(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
+    """`text` as an answer may quote it: at most `limit` characters, cut with a final `…`, and characters that
+    are not printable (controls, lone surrogates such as `"\\ud800"`, which no encoder can write) escaped as
+    `\\x00`, `\\ud800`, ... Only the first `limit + 1` characters are read, so a 4-MB key costs nothing."""
+    head = text[: limit + 1]
+    if not head.isprintable():
+        head = "".join(char if char.isprintable() else ascii(char)[1:-1] for char in head)
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
+def _bounded_detail(value: object) -> object:
+    return excerpt(value, DETAIL_MAX_CHARS) if isinstance(value, str) else value
+
+
+# A detail of an answer: longer text is cut, so no detail can echo a huge input.
+Detail = Annotated[str, Field(max_length=DETAIL_MAX_CHARS), BeforeValidator(_bounded_detail)]
 
 
 class AudienceInfo(BaseModel):
@@ -108,11 +140,12 @@ RejectionReason = Literal[
 
 
 class Rejection(BaseModel):
-    """A profile refused at ingest: its index in `profiles`, a machine-readable reason and a detail."""
+    """A profile refused at ingest: its index in `profiles`, a machine-readable reason and a detail (at most
+    `DETAIL_MAX_CHARS` characters; longer text is cut with `…`)."""
 
     index: int
     reason: RejectionReason
-    detail: str
+    detail: Detail
 
 
 class ActivationAccepted(BaseModel):
@@ -124,7 +157,7 @@ class ActivationAccepted(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every whole-request error: `{"error": CODE, "detail": text}`."""
+    """Every whole-request error: `{"error": CODE, "detail": text}` (at most `DETAIL_MAX_CHARS` characters)."""
 
     error: str
-    detail: str
+    detail: Detail
