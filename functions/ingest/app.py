@@ -46,7 +46,7 @@ def post_activation() -> Response:
     except ValueError as error:
         return _error(400, "INVALID_BODY", str(error))
     try:
-        authenticate(
+        sender = authenticate(
             event.headers or {},
             raw_body,
             _sender_credentials(),
@@ -82,6 +82,7 @@ def post_activation() -> Response:
         settings.max_message_bytes,
         settings.max_profiles_per_message,
         null_clears=settings.null_clears,
+        signed_at=sender.signed_at,
     )
     try:
         send_messages(_sqs(), settings.queue_url, split.bodies, settings.max_message_bytes)

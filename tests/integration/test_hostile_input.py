@@ -11,7 +11,7 @@ import pytest
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, WEBHOOK_SECRET_NAME, LocalPipeline, proxy_event
-from tests.conftest import EVENTS
+from tests.conftest import EVENTS, queued_messages
 
 
 def profile(email, attributes=None, audiences=None):
@@ -34,6 +34,18 @@ def test_malformed_signatures_get_401_not_a_crash(pipeline, header, status):
     event = proxy_event(b'{"profiles": [{}]}', pipeline.signing_secret)
     event["headers"]["X-Signature"] = header
     assert call(pipeline, event)[0] == status
+
+
+@pytest.mark.parametrize("name", ["Authorization", "X-Signature"])
+@pytest.mark.parametrize("value", ["\ud800", "Bearer \udfff", "t=1700000000,v1=\ud800"])
+def test_a_credential_header_that_cannot_be_encoded_gets_401_not_a_crash(pipeline, name, value):
+    event = proxy_event(json.dumps({"profiles": [profile("a@example.com")]}).encode(), pipeline.signing_secret)
+    event["headers"][name] = value
+    assert call(pipeline, event) == (
+        401,
+        {"error": "UNAUTHORIZED", "detail": f"the {name.lower()} header is not valid text"},
+    )
+    assert queued_messages(pipeline) == []
 
 
 def test_a_body_marked_base64_that_is_not_gets_400(pipeline):

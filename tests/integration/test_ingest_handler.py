@@ -129,3 +129,25 @@ def test_the_committed_api_gateway_event_works_when_re_signed(pipeline):
     status, body = call(pipeline, proxy_event(raw, pipeline.signing_secret, template))
     assert status == 202
     assert body["accepted"] == 5
+
+
+def signed_event(pipeline, body, signed_at):
+    """A proxy event arriving now whose X-Signature was made at `signed_at` (Unix seconds)."""
+    event = proxy_event(body, pipeline.signing_secret)
+    event["headers"]["X-Signature"] = sign(pipeline.signing_secret, signed_at, body)
+    return event
+
+
+@pytest.mark.parametrize("older_by_s", [1, 120, 299])
+def test_a_replayed_signed_request_never_restores_older_values(pipeline, older_by_s):
+    def body(city):
+        profile = {"identityMap": {"email": [{"id": "replay@example.com"}]}, "attributes": {"city": city}}
+        return json.dumps({"profiles": [profile]}).encode()
+
+    now = int(time.time())
+    old = signed_event(pipeline, body("York"), now - older_by_s)
+    for event in (old, signed_event(pipeline, body("Leeds"), now), old):  # the old request replayed last
+        assert call(pipeline, event)[0] == 202
+        pipeline.drain(max_wait_s=5)
+    [contact] = pipeline.emulator.snapshot()["contacts"]
+    assert contact["properties"]["city"] == "Leeds"

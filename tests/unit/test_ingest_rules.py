@@ -1,11 +1,11 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hubspot_destination.delivery import coalesce
-from hubspot_destination.ingest import ANSWER_DETAILS_MAX_CHARS, split_profiles
+from hubspot_destination.ingest import ANSWER_DETAILS_MAX_CHARS, request_time, split_profiles
 from hubspot_destination.models import (
     DETAIL_MAX_CHARS,
     QUOTE_MAX_CHARS,
@@ -30,9 +30,9 @@ def profile(email, attributes=None, audiences=None):
     }
 
 
-def split(*profiles, audiences=None):
+def split(*profiles, audiences=None, received_at=NOW, signed_at=None):
     request = ActivationRequest.model_validate({"profiles": list(profiles), "audiences": audiences or {}})
-    split = split_profiles(request, "req-1", NOW, 1_048_576, 50)
+    split = split_profiles(request, "req-1", received_at, 1_048_576, 50, signed_at=signed_at)
     updates = [update for body in split.bodies for update in decode_message(body).profiles]
     assert split.accepted == len(updates)
     return updates, split.rejected
@@ -212,3 +212,47 @@ def test_the_details_of_one_answer_are_bounded_together():
     assert [r.index for r in rejected] == list(range(3000))
     assert rejected[0].detail.startswith("attributes.0kkk")
     assert sum(len(r.detail) for r in rejected) <= ANSWER_DETAILS_MAX_CHARS + len(rejected)
+
+
+MICROSECOND = timedelta(microseconds=1)
+seconds = st.integers(0, 10_000).map(lambda s: NOW + timedelta(seconds=s))
+arrivals = st.integers(-300_000_000, 300_000_000).map(lambda us: us * MICROSECOND)  # from the signed time
+sizes = st.integers(1, 10_000)
+
+
+@given(seconds, arrivals, sizes, st.integers(1, 600), arrivals, sizes)
+def test_a_signed_request_is_older_than_every_request_signed_in_a_later_second(
+    signed, arrival, size, later_s, later_arrival, later_size
+):
+    last_stamp = request_time(signed + arrival, signed, size) + (size - 1) * MICROSECOND
+    later = signed + timedelta(seconds=later_s)
+    assert last_stamp < request_time(later + later_arrival, later, later_size)
+
+
+@given(seconds, st.integers(0, 989_999), st.integers(1, 10_000), sizes)
+def test_requests_signed_in_the_same_second_keep_their_arrival_order(signed, first_us, gap_us, size):
+    first, second = signed + first_us * MICROSECOND, signed + (first_us + gap_us) * MICROSECOND
+    assert request_time(first, signed, size) < request_time(second, signed, size)
+
+
+@pytest.mark.parametrize(
+    ("arrival", "stamped_from"),
+    [
+        (timedelta(milliseconds=300), NOW + timedelta(milliseconds=300)),  # on time: its arrival
+        (timedelta(seconds=200), NOW + timedelta(seconds=1) - 2 * MICROSECOND),  # a replay: the signed second's end
+        (timedelta(seconds=-100), NOW),  # the sender's clock is ahead
+    ],
+    ids=["on-time", "replayed", "clock-ahead"],
+)
+def test_a_signed_requests_profiles_are_stamped_inside_its_signed_second(arrival, stamped_from):
+    a, b = profile("a@example.com"), profile("b@example.com")
+    updates, _ = split(a, b, received_at=NOW + arrival, signed_at=NOW)
+    assert [u.observed_at for u in updates] == [stamped_from, stamped_from + MICROSECOND]
+
+
+def test_a_bearer_requests_profiles_are_stamped_from_its_arrival():
+    updates, _ = split(profile("a@example.com"), profile("b@example.com"), received_at=NOW + timedelta(seconds=200))
+    assert [u.observed_at for u in updates] == [
+        NOW + timedelta(seconds=200),
+        NOW + timedelta(seconds=200, microseconds=1),
+    ]

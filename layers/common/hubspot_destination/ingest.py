@@ -132,6 +132,19 @@ def _attributes(profile: Profile, null_clears: bool) -> dict[str, object]:
     return values
 
 
+def request_time(received_at: datetime, signed_at: datetime | None, profiles: int) -> datetime:
+    """The time a request's profiles are stamped from: its arrival, held inside the signed second when signed.
+
+    A signed request's `profiles` stamps (`+ i µs` each) all fall in `[signed_at, signed_at + 1 s)`, so a copy
+    replayed later is older than every request signed in a later second, while requests signed in the same
+    second keep their arrival order. Arrival before `signed_at` (the sender's clock is ahead) counts as
+    `signed_at`; arrival after the second (a replay, a slow network, a clock behind) as its end.
+    """
+    if signed_at is None:
+        return received_at
+    return min(max(received_at, signed_at), signed_at + timedelta(seconds=1, microseconds=-profiles))
+
+
 @dataclass(frozen=True)
 class Split:
     """A request split for the queue: `bodies` (packed queue messages), how many profiles they hold, and
@@ -149,18 +162,23 @@ def split_profiles(
     max_message_bytes: int,
     max_profiles_per_message: int,
     null_clears: bool = False,
+    signed_at: datetime | None = None,
 ) -> Split:
     """Validate each profile of a request and pack the accepted ones into queue message bodies.
 
     Args:
         request: the validated request body.
         request_id: the API Gateway request id, carried on every profile for tracing.
-        received_at: when the request arrived; profile `i` is stamped `received_at + i µs` so that
-            later profiles of the same request win when the same contact appears twice.
+        received_at: when the request arrived (UTC); also the time of a request without `signed_at`.
         max_message_bytes: the queue's largest message, in bytes.
         max_profiles_per_message: how many profiles one queue message carries at most.
         null_clears: mirror mode: `null` attributes clear the HubSpot value instead of leaving it untouched.
+        signed_at: the verified `X-Signature` time of a signed request (whole seconds, UTC).
+
+    Profile `i` is stamped `request time + i µs` (`observed_at`, which orders values of the same contact), so
+    later profiles of the same request win when the same contact appears twice; see `request_time`.
     """
+    observed_from = request_time(received_at, signed_at, len(request.profiles))
     accepted: list[ProfileUpdate] = []
     rejections: list[Rejection] = []
     # Room for the reason and detail attributes if the profile is ever dead-lettered on its own.
@@ -192,7 +210,7 @@ def split_profiles(
             email=email,
             attributes=attributes,
             audiences=audiences,
-            observed_at=received_at + timedelta(microseconds=index),
+            observed_at=observed_from + timedelta(microseconds=index),
             request_id=request_id,
         )
         try:
