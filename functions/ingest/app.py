@@ -15,7 +15,13 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from hubspot_destination.ingest import parse_json, raw_request_body, split_profiles, validation_detail
+from hubspot_destination.ingest import (
+    BodyEncodingError,
+    parse_json,
+    raw_request_body,
+    split_profiles,
+    validation_detail,
+)
 from hubspot_destination.models import ActivationAccepted, ActivationRequest, ErrorBody
 from hubspot_destination.observability import logger, metrics
 from hubspot_destination.queue import EnqueueError, send_messages
@@ -63,6 +69,8 @@ def post_activation() -> Response:
         return _error(413, "BODY_TOO_LARGE", f"the body is {len(raw_body)} bytes; at most {settings.max_body_bytes}")
     try:
         payload = parse_json(raw_body)
+    except BodyEncodingError as error:
+        return _error(400, "INVALID_ENCODING", str(error))
     except ValueError as error:
         return _error(400, "INVALID_JSON", f"the body is not valid JSON: {error}")
     try:

@@ -4,10 +4,12 @@ and a bad value never takes an innocent profile down with it."""
 import base64
 import io
 import json
+import time
 
 import boto3
 import pytest
 
+from hubspot_destination.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, WEBHOOK_SECRET_NAME, LocalPipeline, proxy_event
@@ -46,6 +48,39 @@ def test_a_credential_header_that_cannot_be_encoded_gets_401_not_a_crash(pipelin
         {"error": "UNAUTHORIZED", "detail": f"the {name.lower()} header is not valid text"},
     )
     assert queued_messages(pipeline) == []
+
+
+def binary_event(pipeline, raw):
+    """A signed proxy event whose body API Gateway passed base64-encoded, as it does for bytes that are not text."""
+    event = proxy_event(b"", pipeline.signing_secret)
+    event.update(body=base64.b64encode(raw).decode(), isBase64Encoded=True)
+    event["headers"]["X-Signature"] = sign(pipeline.signing_secret, int(time.time()), raw)
+    return event
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "latin-1"]
+)
+def test_a_body_that_is_not_utf8_gets_400_and_nothing_is_enqueued(pipeline, encoding):
+    raw = json.dumps({"profiles": [profile("jose@example.com", {"city": "Malmö"})]}, ensure_ascii=False)
+    status, answer = call(pipeline, binary_event(pipeline, raw.encode(encoding)))
+    assert (status, answer["error"]) == (400, "INVALID_ENCODING")
+    assert "UTF-8" in answer["detail"]
+    assert queued_messages(pipeline) == []
+
+
+def test_a_utf8_body_with_a_byte_order_mark_is_accepted(pipeline):
+    raw = json.dumps({"profiles": [profile("jose@example.com", {"city": "Malmö"})]}, ensure_ascii=False)
+    status, answer = call(pipeline, binary_event(pipeline, raw.encode("utf-8-sig")))
+    assert (status, answer["accepted"]) == (202, 1)
+
+
+def test_an_event_body_that_cannot_be_encoded_gets_400(pipeline):
+    event = proxy_event(b'{"profiles": []}', pipeline.signing_secret)
+    event["body"] = '{"profiles": ["\ud800"]}'
+    status, answer = call(pipeline, event)
+    assert (status, answer["error"]) == (400, "INVALID_BODY")
+    assert "lone surrogate" in answer["detail"]
 
 
 def test_a_body_marked_base64_that_is_not_gets_400(pipeline):

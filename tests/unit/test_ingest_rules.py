@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -5,7 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hubspot_destination.delivery import coalesce
-from hubspot_destination.ingest import ANSWER_DETAILS_MAX_CHARS, request_time, split_profiles
+from hubspot_destination.ingest import (
+    ANSWER_DETAILS_MAX_CHARS,
+    BodyEncodingError,
+    parse_json,
+    request_time,
+    split_profiles,
+)
 from hubspot_destination.models import (
     DETAIL_MAX_CHARS,
     QUOTE_MAX_CHARS,
@@ -256,3 +263,34 @@ def test_a_bearer_requests_profiles_are_stamped_from_its_arrival():
         NOW + timedelta(seconds=200),
         NOW + timedelta(seconds=200, microseconds=1),
     ]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3),
+    max_leaves=10,
+)
+OTHER_UNICODE_ENCODINGS = ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]
+
+
+@given(json_values, st.sampled_from(OTHER_UNICODE_ENCODINGS), st.booleans())
+def test_a_body_in_another_unicode_encoding_is_refused(value, encoding, ascii_only):
+    text = json.dumps({"profiles": [value]}, ensure_ascii=ascii_only)
+    with pytest.raises(BodyEncodingError, match="UTF-8"):
+        parse_json(text.encode(encoding))
+
+
+@pytest.mark.parametrize(
+    "not_utf8",
+    [b"\xe9", b"\xed\xa0\x80", b"\xc0\xaf", b"\xe2\x82", b"\xff\xfe", b"\x80"],
+    ids=["latin-1", "encoded-surrogate", "overlong", "truncated", "utf-16-bom", "continuation"],
+)
+def test_a_body_that_is_not_utf8_is_refused(not_utf8):
+    with pytest.raises(BodyEncodingError, match="not UTF-8"):
+        parse_json(b'{"profiles": [{"attributes": {"city": "' + not_utf8 + b'"}}]}')
+
+
+@given(json_values, st.booleans())
+def test_a_utf8_body_is_read_with_or_without_a_byte_order_mark(value, byte_order_mark):
+    text = ("\ufeff" if byte_order_mark else "") + json.dumps({"profiles": [value]}, ensure_ascii=False)
+    assert parse_json(text.encode()) == {"profiles": [value]}

@@ -37,30 +37,54 @@ def raw_request_body(body: str | None, is_base64_encoded: bool) -> bytes:
     """The bytes the sender sent: API Gateway's `body`, base64-decoded when it says so.
 
     Raises:
-        ValueError: a body marked base64 that is not.
+        ValueError: a body marked base64 that is not, or text that cannot be encoded (a lone surrogate).
     """
     if not body:
         return b""
     if not is_base64_encoded:
-        return body.encode()
+        try:
+            return body.encode()
+        except UnicodeEncodeError:
+            raise ValueError("the body is not valid text (it holds a lone surrogate)") from None
     try:
         return base64.b64decode(body, validate=True)
     except binascii.Error:
         raise ValueError("the body is marked base64-encoded but is not valid base64") from None
 
 
+class BodyEncodingError(ValueError):
+    """The body is not UTF-8 text; `str(error)` says why and is safe to return to the sender."""
+
+
 def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_json(raw_body: bytes) -> object:
-    """Parse a request body as strict JSON (RFC 8259: no NaN or Infinity, which HubSpot cannot store).
+def _utf8_text(raw_body: bytes) -> str:
+    """The body as text: strictly UTF-8 (RFC 8259 §8.1), a leading UTF-8 byte order mark ignored (§8.1 allows it).
 
     Raises:
-        ValueError: not UTF-8, not JSON, nested too deeply, or a number Python refuses to read.
+        BodyEncodingError: bytes that are not UTF-8, or NUL bytes (what UTF-16 and UTF-32 JSON is full of;
+            JSON text never holds one).
     """
+    if b"\x00" in raw_body:
+        raise BodyEncodingError("the body holds NUL bytes, as UTF-16 or UTF-32 text does: send JSON encoded as UTF-8")
     try:
-        return json.loads(raw_body, parse_constant=_refuse_constant)
+        return raw_body.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BodyEncodingError(f"the body is not UTF-8 (byte {error.start}): send JSON encoded as UTF-8") from None
+
+
+def parse_json(raw_body: bytes) -> object:
+    """Parse a request body as strict JSON (RFC 8259: UTF-8, no NaN or Infinity, which HubSpot cannot store).
+
+    Raises:
+        BodyEncodingError: not UTF-8 (see `_utf8_text`).
+        ValueError: not JSON, nested too deeply, or a number Python refuses to read.
+    """
+    text = _utf8_text(raw_body)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
         raise ValueError("the JSON is nested too deeply") from None
 
