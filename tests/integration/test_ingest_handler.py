@@ -138,7 +138,7 @@ def signed_event(pipeline, body, signed_at):
     return event
 
 
-@pytest.mark.parametrize("older_by_s", [1, 120, 299])
+@pytest.mark.parametrize("older_by_s", [1, 120, 240])  # inside the 300-s tolerance, with room for the drains
 def test_a_replayed_signed_request_never_restores_older_values(pipeline, older_by_s):
     def body(city):
         profile = {"identityMap": {"email": [{"id": "replay@example.com"}]}, "attributes": {"city": city}}
