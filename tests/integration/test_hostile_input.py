@@ -13,7 +13,7 @@ from hubspot_destination.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, WEBHOOK_SECRET_NAME, LocalPipeline, proxy_event
-from tests.conftest import EVENTS, queued_messages
+from tests.conftest import EVENTS, bodies, queued_messages
 
 
 def profile(email, attributes=None, audiences=None):
@@ -95,14 +95,104 @@ def test_a_body_marked_base64_that_is_not_gets_400(pipeline):
     [
         b'{"profiles": [{"identityMap": {"email": [{"id": "a@example.com"}]}, "attributes": {"x": NaN}}]}',
         b'{"profiles": [{"identityMap": {"email": [{"id": "a@example.com"}]}, "attributes": {"x": Infinity}}]}',
-        b'{"profiles":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-        b'{"profiles": [' + b"1" * 5000 + b"]}",
+        b'{"profiles": [{}, ' + b"[" * 100_000 + b"]" * 100_000 + b", NaN]}",
+        b'{"profiles": [' + b"[" * 100_000 + b"]" * 99_999 + b"]}",
     ],
-    ids=["NaN", "Infinity", "deep", "huge-int"],
+    ids=["NaN", "Infinity", "NaN-after-a-deep-profile", "deep-and-unclosed"],
 )
 def test_json_that_is_not_strict_json_gets_400(pipeline, body):
     answer = pipeline.ingest(body)
     assert (answer["status"], answer["body"]["error"]) == (400, "INVALID_JSON")
+
+
+def deep(depth, leaf=1):
+    """`depth` nested arrays and objects, alternately, around `leaf`, built without recursion."""
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"a": value}
+    return value
+
+
+def deep_json(depth):
+    """The JSON text of `depth` nested arrays around 1, for depths the json module cannot write."""
+    return "[" * depth + "1" + "]" * depth
+
+
+DEEP_PLACES = {
+    "extra field": lambda text: f'{{"identityMap": {{"email": [{{"id": "b@example.com"}}]}}, "extra": {text}}}',
+    "attribute": lambda text: (
+        f'{{"identityMap": {{"email": [{{"id": "b@example.com"}}]}}, "attributes": {{"x": {text}}}}}'
+    ),
+    "identity": lambda text: f'{{"identityMap": {{"email": [{{"id": "b@example.com", "x": {text}}}]}}}}',
+    "membership": lambda text: (
+        '{"identityMap": {"email": [{"id": "b@example.com"}]}, "segmentMembership": {"ups": {"a1": '
+        f'{{"status": "realized", "lastQualificationTime": "2025-01-01T00:00:00Z", "x": {text}}}}}}}}}'
+    ),
+    "the profile": lambda text: text,
+}
+
+
+@pytest.mark.parametrize("depth", [254, 300, 990, 5_000, 1_000_000])
+@pytest.mark.parametrize("place", DEEP_PLACES.values(), ids=DEEP_PLACES)
+def test_deep_nesting_inside_a_profile_refuses_that_profile_at_most(pipeline, place, depth):
+    good = json.dumps(profile("a@example.com"))
+    body = f'{{"profiles": [{good}, {place(deep_json(depth))}, {good}]}}'.encode()
+    answer = pipeline.ingest(body)
+    assert answer["status"] == 202
+    refused = {r["index"]: r["reason"] for r in answer["body"]["rejected"]}
+    assert answer["body"]["accepted"] == 3 - len(refused)
+    assert set(refused.items()) <= {(1, "INVALID_PROFILE"), (1, "INVALID_ATTRIBUTE"), (1, "INVALID_MEMBERSHIP")}
+    assert [m["email"] for m in bodies(queued_messages(pipeline))].count("a@example.com") == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1",
+        '"a@example.com"',
+        "null",
+        "[]",
+        "1" * 5000,
+        json.dumps(deep(254)),
+        json.dumps({"identityMap": {"email": [{"id": "b@example.com"}]}, "attributes": {"x": deep(300)}}),
+        json.dumps({"identityMap": {"email": [{"id": "b@example.com"}], "k" * 1_000_000: []}, "attributes": 5}),
+        json.dumps({"identityMap": {"email": [{"id": "b@example.com"}]}, "attributes": {"n": 1}}).replace(
+            "1}", "1" * 5000 + "}"
+        ),
+    ],
+    ids=[
+        "number",
+        "string",
+        "null",
+        "array",
+        "huge-int",
+        "254-deep",
+        "300-deep-attribute",
+        "huge-key",
+        "huge-int-attribute",
+    ],
+)
+def test_a_profile_that_is_wrong_inside_is_refused_alone_as_invalid_profile(pipeline, text):
+    good = json.dumps(profile("a@example.com"))
+    answer = pipeline.ingest(f'{{"profiles": [{good}, {text}]}}'.encode())
+    assert answer["status"] == 202
+    assert answer["body"]["accepted"] == 1
+    assert [(r["index"], r["reason"]) for r in answer["body"]["rejected"]] == [(1, "INVALID_PROFILE")]
+    assert [m["email"] for m in bodies(queued_messages(pipeline))] == ["a@example.com"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        deep_json(100_000),
+        '{"profiles": ' + "1" * 5000 + "}",
+        '{"profiles": {"a": ' + deep_json(100_000) + '}, "audiences": {}}',
+    ],
+    ids=["deep-body", "huge-int-profiles", "profiles-an-object"],
+)
+def test_a_body_whose_top_level_is_wrong_gets_422_however_deep(pipeline, body):
+    answer = pipeline.ingest(body.encode())
+    assert (answer["status"], answer["body"]["error"]) == (422, "INVALID_REQUEST")
 
 
 def test_bad_profiles_are_per_index_rejections_never_a_failed_request(pipeline):

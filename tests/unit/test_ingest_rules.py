@@ -1,4 +1,5 @@
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -294,3 +295,102 @@ def test_a_body_that_is_not_utf8_is_refused(not_utf8):
 def test_a_utf8_body_is_read_with_or_without_a_byte_order_mark(value, byte_order_mark):
     text = ("\ufeff" if byte_order_mark else "") + json.dumps({"profiles": [value]}, ensure_ascii=False)
     assert parse_json(text.encode()) == {"profiles": [value]}
+
+
+# Any JSON at all, text with lone surrogates and huge integers included (JSON has no limits on either).
+any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(10**4400, 10**4400 + 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | any_text,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(any_text, children, max_size=3),
+    max_leaves=10,
+)
+MEMBERSHIP = {"status": "realized", "lastQualificationTime": "2025-01-01T00:00:00Z"}
+# Every place of a profile a sender can fill: `value` stands for what it put there.
+PROFILE_PLACES = {
+    "the profile": lambda value: value,
+    "extra field": lambda value: {**profile("b@example.com"), "extra": value},
+    "identityMap": lambda value: {"identityMap": value},
+    "email identities": lambda value: {"identityMap": {"email": value}},
+    "identity": lambda value: {"identityMap": {"email": [value]}},
+    "identity id": lambda value: {"identityMap": {"email": [{"id": value}]}},
+    "attributes": lambda value: {**profile("b@example.com"), "attributes": value},
+    "attribute": lambda value: profile("b@example.com", {"x": value}),
+    "wrapped attribute": lambda value: profile("b@example.com", {"x": {"value": value}}),
+    "segmentMembership": lambda value: {**profile("b@example.com"), "segmentMembership": value},
+    "namespace": lambda value: {**profile("b@example.com"), "segmentMembership": {"ups": value}},
+    "membership": lambda value: profile("b@example.com", audiences={"a1": value}),
+    **{
+        f"membership {field}": lambda value, field=field: profile(
+            "b@example.com", audiences={"a1": {**MEMBERSHIP, field: value}}
+        )
+        for field in ("status", "lastQualificationTime", "name", "extra")
+    },
+}
+
+
+def to_json(value) -> str:
+    """`value` as JSON text, integers of any length included (Python writes at most 4,300 digits by default)."""
+    limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        return json.dumps(value)
+    finally:
+        sys.set_int_max_str_digits(limit)
+
+
+def split_text(*profile_texts: str):
+    """`split` of a request written as JSON text, read as the handler reads it."""
+    request = ActivationRequest.model_validate(parse_json(f'{{"profiles": [{", ".join(profile_texts)}]}}'.encode()))
+    result = split_profiles(request, "req-1", NOW, 1_048_576, 50)
+    return [update for body in result.bodies for update in decode_message(body).profiles], result.rejected
+
+
+@given(st.sampled_from(list(PROFILE_PLACES.values())), any_json)
+def test_whatever_one_profile_holds_it_refuses_that_profile_at_most(place, value):
+    good = json.dumps(profile("a@example.com"))
+    updates, rejected = split_text(good, to_json(place(value)), good)
+    assert [u.email for u in updates if u.email == "a@example.com"] == ["a@example.com"] * 2
+    assert [r.index for r in rejected] in ([], [1])
+    for rejection in rejected:
+        assert_answerable(rejection)
+
+
+MALFORMED_NAMES = ["", "   ", 5, None, True, [], {}, "\ud800"]
+
+
+@pytest.mark.parametrize("name", MALFORMED_NAMES, ids=repr)
+def test_a_malformed_audience_name_counts_as_absent(name):
+    memberships = {
+        "a1": {**MEMBERSHIP, "name": name},
+        "a2": {**MEMBERSHIP, "name": name},
+        "a3": MEMBERSHIP,
+    }
+    audiences = {"a2": {"name": "From map"}, "a3": {"name": name}}
+    [update], rejected = split(profile("a@example.com", audiences=memberships), audiences=audiences)
+    assert rejected == []
+    assert {k: v.name for k, v in update.audiences.items()} == {"a1": "a1", "a2": "From map", "a3": "a3"}
+
+
+@pytest.mark.parametrize(
+    "audiences",
+    [[], "names", 5, None, {"a1": "High Value"}, {"a1": None}, {"a1": ["x"]}, {"a1": {"name": {"x": 1}}}],
+    ids=repr,
+)
+def test_a_malformed_audiences_map_or_entry_never_refuses_the_request(audiences):
+    request = ActivationRequest.model_validate(
+        {"profiles": [profile("a@example.com", audiences={"a1": MEMBERSHIP})], "audiences": audiences}
+    )
+    result = split_profiles(request, "req-1", NOW, 1_048_576, 50)
+    [update] = decode_message(result.bodies[0]).profiles
+    assert update.audiences["a1"].name == "a1"
+
+
+@given(any_json)
+def test_whatever_the_audiences_map_holds_the_profiles_are_read(audiences):
+    text = to_json({"profiles": [profile("a@example.com")], "audiences": audiences})
+    request = ActivationRequest.model_validate(parse_json(text.encode()))
+    assert split_profiles(request, "req-1", NOW, 1_048_576, 50).accepted == 1

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,8 +57,30 @@ class BodyEncodingError(ValueError):
     """The body is not UTF-8 text; `str(error)` says why and is safe to return to the sender."""
 
 
+class _NotJson(ValueError):
+    """A token that Python reads but JSON does not have (NaN, Infinity)."""
+
+
 def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
+    raise _NotJson(f"{name} is not JSON")
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Stands in the parsed body for a value Python's JSON reader cannot read although it may be valid JSON;
+    `reason` says why. Only profiles and other members of the top level's members are replaced so."""
+
+    reason: str
+
+
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+# Runs of brackets, and strings (whose brackets do not count): what `_skip` walks to find where a value ends.
+_STRUCTURE = re.compile(r'[\[{]+|[\]}]+|"[^"\\]*(?:\\.[^"\\]*)*"')
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+# Levels read member by member when the body cannot be read whole: the top-level object, then its members
+# (`profiles`, `audiences`), so each profile and each `audiences` entry is read, or refused, on its own.
+_LEVELS = 2
 
 
 def _utf8_text(raw_body: bytes) -> str:
@@ -78,15 +101,107 @@ def _utf8_text(raw_body: bytes) -> str:
 def parse_json(raw_body: bytes) -> object:
     """Parse a request body as strict JSON (RFC 8259: UTF-8, no NaN or Infinity, which HubSpot cannot store).
 
+    A profile (or an entry of `audiences`, or any member of a top-level member) that Python cannot read, nested
+    deeper than its recursion limit (about 1,000 levels) or an integer of more than 4,300 digits, is returned
+    as an `Unreadable` in its place, so it alone is refused.
+
     Raises:
         BodyEncodingError: not UTF-8 (see `_utf8_text`).
-        ValueError: not JSON, nested too deeply, or a number Python refuses to read.
+        ValueError: not JSON (`json.JSONDecodeError`, with its position), or NaN or Infinity.
     """
     text = _utf8_text(raw_body)
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError:
-        raise ValueError("the JSON is nested too deeply") from None
+        return _DECODER.decode(text)
+    except (RecursionError, ValueError) as error:
+        if _unreadable_reason(error) is None:
+            raise
+    value, end = _read(text, 0, _LEVELS)
+    end = _WHITESPACE.match(text, end).end()
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
+
+
+def _unreadable_reason(error: Exception) -> str | None:
+    """Why Python's JSON reader stopped on text that may be valid JSON; None for text that is not JSON."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply to read"
+    if isinstance(error, json.JSONDecodeError | _NotJson):
+        return None
+    return "an integer of more than 4,300 digits"  # the one other ValueError of the reader: int()'s digit limit
+
+
+def _read(text: str, pos: int, levels: int) -> tuple[object, int]:
+    """The JSON value at `pos` (after whitespace) and the position after it; an object or array is read
+    member by member `levels` deep, and below that a value Python cannot read becomes `Unreadable`.
+
+    Raises:
+        ValueError: not JSON, as `parse_json`.
+    """
+    pos = _WHITESPACE.match(text, pos).end()
+    if levels and text.startswith(("{", "["), pos):
+        return _read_members(text, pos, levels - 1)
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except (RecursionError, ValueError) as error:
+        reason = _unreadable_reason(error)
+        if reason is None:
+            raise
+        return Unreadable(reason), _skip(text, pos)
+
+
+def _read_members(text: str, pos: int, levels: int) -> tuple[object, int]:
+    """The object or array that opens at `pos`, each member read by `_read` with `levels`."""
+    is_object = text[pos] == "{"
+    closer = "}" if is_object else "]"
+    pos = _WHITESPACE.match(text, pos + 1).end()
+    if text.startswith(closer, pos):
+        return ({} if is_object else []), pos + 1
+    members: list[tuple[str | None, object]] = []
+    while True:
+        key = None
+        if is_object:
+            key, pos = _read_key(text, pos)
+        value, pos = _read(text, pos, levels)
+        members.append((key, value))
+        pos = _WHITESPACE.match(text, pos).end()
+        if text.startswith(closer, pos):
+            return (dict(members) if is_object else [value for _, value in members]), pos + 1
+        if not text.startswith(",", pos):
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+        pos = _WHITESPACE.match(text, pos + 1).end()
+
+
+def _read_key(text: str, pos: int) -> tuple[str, int]:
+    """The object key at `pos` and the position after its `:`."""
+    if not text.startswith('"', pos):
+        raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
+    key, pos = _DECODER.raw_decode(text, pos)
+    pos = _WHITESPACE.match(text, pos).end()
+    if not text.startswith(":", pos):
+        raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
+    return key, pos + 1
+
+
+def _skip(text: str, pos: int) -> int:
+    """The position after the value at `pos`, found without reading it: past a number, or past an array or
+    object by counting its brackets (those in strings aside). Its inside is not checked: it is refused anyway.
+
+    Raises:
+        json.JSONDecodeError: the brackets never close.
+    """
+    if not text.startswith(("[", "{"), pos):  # only an integer fails to read without nesting
+        return _NUMBER.match(text, pos).end()
+    depth = 0
+    for match in _STRUCTURE.finditer(text, pos):
+        run = match.group()
+        if run[0] in "[{":
+            depth += len(run)
+        elif run[0] != '"':
+            if len(run) >= depth:
+                return match.start() + depth
+            depth -= len(run)
+    raise json.JSONDecodeError("Unterminated array or object", text, pos)
 
 
 def validation_detail(error: ValidationError, root: str) -> str:
@@ -94,7 +209,9 @@ def validation_detail(error: ValidationError, root: str) -> str:
     `where` quoted by `excerpt`; `root` names the whole input when the problem is not in one field."""
     first = error.errors(include_url=False, include_input=False)[0]
     where = ".".join(excerpt(str(part)) for part in first["loc"]) or root
-    return f"{where}: {first['msg']}"
+    # pydantic stops at about 250 levels and calls it a cyclic reference, which JSON cannot have.
+    what = "nested too deeply" if first["type"] == "recursion_loop" else first["msg"]
+    return f"{where}: {what}"
 
 
 def _is_scalar(value: object) -> bool:
@@ -208,6 +325,9 @@ def split_profiles(
     # Room for the reason and detail attributes if the profile is ever dead-lettered on its own.
     profile_limit = max_message_bytes - DEAD_LETTER_ATTRIBUTES_BYTES
     for index, raw in enumerate(request.profiles):
+        if isinstance(raw, Unreadable):
+            rejections.append(Rejection(index=index, reason="INVALID_PROFILE", detail=f"profile: {raw.reason}"))
+            continue
         try:
             profile = Profile.model_validate(raw)
         except ValidationError as error:

@@ -6,7 +6,7 @@ Each profile is validated on its own, so one bad profile is a per-index rejectio
 """
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -48,21 +48,55 @@ def _bounded_detail(value: object) -> object:
 Detail = Annotated[str, Field(max_length=DETAIL_MAX_CHARS), BeforeValidator(_bounded_detail)]
 
 
+def _usable_name(value: object) -> object:
+    # A name that cannot label a property is no name: the audience id names it instead.
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no label can hold it
+        return None
+    return value
+
+
+# An audience's name: blank, not a string, or text that cannot be encoded counts as absent.
+AudienceName = Annotated[
+    str | None,
+    BeforeValidator(_usable_name),
+    Field(description="Blank, not a string or not valid Unicode: treated as absent (the audience id names it)."),
+]
+
+
 class AudienceInfo(BaseModel):
     """An entry of the optional top-level `audiences` map: `{"name": "High Value Customers"}`."""
 
     model_config = ConfigDict(extra="allow")
 
-    name: NonEmptyStr | None = None
+    name: AudienceName = None
 
 
 class ActivationRequest(BaseModel):
-    """The request body of `POST /v1/activations`; profiles stay raw JSON objects until validated one by one."""
+    """The request body of `POST /v1/activations`.
+
+    Profiles stay raw JSON values until validated one by one against `Profile`, so anything wrong inside one
+    refuses that profile alone (`INVALID_PROFILE`), even a value nested too deeply to read. `audiences` only
+    names audiences: an entry that is not an object, or the map itself when it is not one, is ignored.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    profiles: list[JsonValue] = Field(min_length=1)
+    profiles: list[Annotated[Any, Field(description="A profile, validated on its own against `Profile`.")]] = Field(
+        min_length=1
+    )
     audiences: dict[str, AudienceInfo] = Field(default_factory=dict)
+
+    @field_validator("audiences", mode="before")
+    @classmethod
+    def _ignore_malformed_audiences(cls, value: object) -> object:
+        # Optional metadata for labels: a malformed part never refuses the request, the ids name the audiences.
+        if not isinstance(value, dict):
+            return {}
+        return {audience_id: entry for audience_id, entry in value.items() if isinstance(entry, dict)}
 
 
 class Membership(BaseModel):
@@ -76,7 +110,7 @@ class Membership(BaseModel):
 
     status: AudienceStatus
     lastQualificationTime: AwareDatetime
-    name: NonEmptyStr | None = None
+    name: AudienceName = None
 
     @field_validator("status", mode="before")
     @classmethod
