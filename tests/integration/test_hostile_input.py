@@ -9,6 +9,7 @@ import time
 import boto3
 import pytest
 
+from hubspot_destination.audiences import audience_property_name
 from hubspot_destination.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.lambda_runtime import LambdaContext
@@ -343,3 +344,22 @@ def test_the_answer_stays_small_and_encodable_whatever_the_keys(pipeline, refuse
     answer = json.loads(response["body"])
     assert answer["accepted"] == 1
     assert [r["index"] for r in answer["rejected"]] == [0]
+
+
+def test_a_membership_at_the_epoch_is_written_and_one_before_it_refused_at_ingest(pipeline):
+    def member(email, moment):
+        return profile(email, audiences={"epoch-aud": {"status": "realized", "lastQualificationTime": moment}})
+
+    body = {
+        "profiles": [
+            member("epoch@example.com", "1970-01-01T00:00:00Z"),
+            member("old@example.com", "1969-12-31T23:59:59Z"),
+        ]
+    }
+    answer = pipeline.ingest(json.dumps(body).encode())
+    assert [(r["index"], r["reason"]) for r in answer["body"]["rejected"]] == [(1, "INVALID_MEMBERSHIP")]
+    pipeline.drain(max_wait_s=5)
+    [contact] = pipeline.emulator.snapshot()["contacts"]
+    assert contact["properties"]["email"] == "epoch@example.com"
+    assert contact["properties"][audience_property_name("epoch-aud")] == "realized"
+    assert pipeline.dead_letters() == []

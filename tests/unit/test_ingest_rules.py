@@ -1,6 +1,6 @@
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -25,6 +25,7 @@ from hubspot_destination.models import (
     Rejection,
     excerpt,
 )
+from hubspot_destination.ordering import epoch_us
 from hubspot_destination.queue import chunk_entries, decode_message, pack
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
@@ -394,3 +395,46 @@ def test_whatever_the_audiences_map_holds_the_profiles_are_read(audiences):
     text = to_json({"profiles": [profile("a@example.com")], "audiences": audiences})
     request = ActivationRequest.model_validate(parse_json(text.encode()))
     assert split_profiles(request, "req-1", NOW, 1_048_576, 50).accepted == 1
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        "1969-12-31T23:59:59Z",
+        "1969-12-31T23:59:59.999999Z",
+        "1970-01-01T00:59:59+01:00",
+        "1900-01-01T00:00:00.000+0000",
+        "0001-01-01T00:00:00+01:00",
+        -1,
+    ],
+)
+def test_a_membership_before_the_epoch_is_refused_not_dropped(moment):
+    memberships = {"a1": {"status": "exited", "lastQualificationTime": moment}}
+    updates, [rejection] = split(profile("old@example.com", audiences=memberships), profile("ok@example.com"))
+    assert [u.email for u in updates] == ["ok@example.com"]
+    assert (rejection.index, rejection.reason) == (0, "INVALID_MEMBERSHIP")
+    assert "1970-01-01T00:00:00Z" in rejection.detail
+
+
+@pytest.mark.parametrize(
+    "moment", ["1970-01-01T00:00:00Z", "1970-01-01T01:00:00+01:00", 0, "1970-01-01T00:00:00.000001Z"]
+)
+def test_a_membership_from_the_epoch_on_is_accepted(moment):
+    memberships = {"a1": {"status": "realized", "lastQualificationTime": moment}}
+    [update], rejected = split(profile("a@example.com", audiences=memberships))
+    assert (rejected, update.audiences["a1"].status) == ([], "realized")
+
+
+offsets = st.integers(-1439, 1439).map(lambda minutes: timezone(timedelta(minutes=minutes)))  # as ISO 8601 has
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets))
+def test_a_membership_is_refused_unless_delivery_can_order_it(moment):
+    memberships = {"a1": {"status": "realized", "lastQualificationTime": moment.isoformat()}}
+    updates, rejected = split(profile("a@example.com", audiences=memberships))
+    if updates:  # delivery drops an audience older than the recorded one, or than -1 when none is recorded
+        assert epoch_us(updates[0].audiences["a1"].qualified_at) >= -1
+        assert updates[0].audiences["a1"].qualified_at <= NOW + timedelta(days=1)
+    else:
+        assert [r.reason for r in rejected] == ["INVALID_MEMBERSHIP"]
+        assert moment < datetime(1970, 1, 1, tzinfo=UTC) or moment > NOW + timedelta(days=1)

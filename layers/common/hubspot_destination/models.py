@@ -5,7 +5,7 @@ Request shape (AEP Destination SDK profile export, reference aep-payload.md §1.
 Each profile is validated on its own, so one bad profile is a per-index rejection, never a failed request.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -99,11 +99,16 @@ class ActivationRequest(BaseModel):
         return {audience_id: entry for audience_id, entry in value.items() if isinstance(entry, dict)}
 
 
+# The earliest `lastQualificationTime` accepted: the contact versions table orders times as microseconds since
+# the epoch and drops, as older than anything, a time before it (`ordering.epoch_us`, `delivery.py`'s -1).
+EARLIEST_QUALIFICATION = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class Membership(BaseModel):
     """One audience membership, `segmentMembership.<namespace>.<audienceId>`.
 
     `lastQualificationTime` accepts every offset style AEP writes (`Z`, `+0000`, `+00:00`, with or
-    without fractions); a time without an offset is refused.
+    without fractions); a time without an offset, or before 1970-01-01T00:00:00Z, is refused.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -117,6 +122,13 @@ class Membership(BaseModel):
     def _lower_case_status(cls, value: object) -> object:
         # XDM's enum is lower-case; accept "Realized" from hand-written templates too.
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("lastQualificationTime")
+    @classmethod
+    def _orderable(cls, value: datetime) -> datetime:
+        if value < EARLIEST_QUALIFICATION:
+            raise ValueError("before 1970-01-01T00:00:00Z, the earliest time audience statuses are ordered from")
+        return value
 
 
 class Profile(BaseModel):
