@@ -91,6 +91,8 @@ def post_activation() -> Response:
         settings.max_profiles_per_message,
         null_clears=settings.null_clears,
         signed_at=sender.signed_at,
+        max_audiences_per_profile=settings.max_audiences_per_profile,
+        max_audiences_per_request=settings.max_audiences_per_request,
     )
     try:
         send_messages(_sqs(), settings.queue_url, split.bodies, settings.max_message_bytes)

@@ -438,3 +438,84 @@ def test_a_membership_is_refused_unless_delivery_can_order_it(moment):
     else:
         assert [r.reason for r in rejected] == ["INVALID_MEMBERSHIP"]
         assert moment < datetime(1970, 1, 1, tzinfo=UTC) or moment > NOW + timedelta(days=1)
+
+
+def member_of(email, *audience_ids, namespace="ups"):
+    memberships = {audience_id: MEMBERSHIP for audience_id in audience_ids}
+    return {**profile(email), "segmentMembership": {namespace: memberships}}
+
+
+def split_with(profiles, per_profile, per_request):
+    request = ActivationRequest.model_validate({"profiles": profiles})
+    result = split_profiles(
+        request,
+        "req-1",
+        NOW,
+        1_048_576,
+        50,
+        max_audiences_per_profile=per_profile,
+        max_audiences_per_request=per_request,
+    )
+    return [update for body in result.bodies for update in decode_message(body).profiles], result.rejected
+
+
+def test_the_audiences_of_one_profile_are_bounded_by_default():  # issue 9: 1,100 audiences reached the portal
+    many = member_of("many@example.com", *(f"aud-{i}" for i in range(1100)))
+    updates, [rejection] = split(many, member_of("ok@example.com", *(f"aud-{i}" for i in range(100))))
+    assert [len(u.audiences) for u in updates] == [100]
+    assert (rejection.index, rejection.reason) == (0, "TOO_MANY_AUDIENCES")
+    assert "1100 audiences; at most 100" in rejection.detail
+
+
+@pytest.mark.parametrize(
+    ("namespaces", "refused"),
+    [
+        ({"ups": ["a", "b", "c"]}, False),
+        ({"ups": ["a", "b", "c", "d"]}, True),
+        ({"ups": ["a", "b"], "CustomerAudienceUpload": ["c", "d"]}, True),
+        ({"ups": ["a", "b", "c"], "CustomerAudienceUpload": ["a", "b", "c"]}, False),  # one property per id
+    ],
+)
+def test_a_profile_with_more_distinct_audiences_than_the_limit_is_refused(namespaces, refused):
+    memberships = {namespace: {i: MEMBERSHIP for i in ids} for namespace, ids in namespaces.items()}
+    one = {**profile("a@example.com"), "segmentMembership": memberships}
+    updates, rejected = split_with([one, profile("b@example.com")], per_profile=3, per_request=250)
+    assert [(r.index, r.reason) for r in rejected] == ([(0, "TOO_MANY_AUDIENCES")] if refused else [])
+    assert len(updates) == (1 if refused else 2)
+
+
+def test_a_profile_that_would_take_the_request_past_its_audiences_is_refused_by_index():
+    profiles = [
+        member_of("p0@example.com", "a", "b", "c"),
+        member_of("p1@example.com", "c", "d", "e"),  # 5 in all
+        member_of("p2@example.com", "f"),  # a 6th
+        member_of("p3@example.com", "a", "e"),  # nothing new
+        {**member_of("p4@example.com", "x", "y"), "identityMap": {}},  # refused anyway: does not count
+        member_of("p5@example.com", "f", "a"),
+        member_of("p6@example.com"),
+    ]
+    updates, rejected = split_with(profiles, per_profile=100, per_request=5)
+    assert [u.email for u in updates] == ["p0@example.com", "p1@example.com", "p3@example.com", "p6@example.com"]
+    assert [(r.index, r.reason) for r in rejected] == [
+        (2, "TOO_MANY_AUDIENCES"),
+        (4, "INVALID_EMAIL"),
+        (5, "TOO_MANY_AUDIENCES"),
+    ]
+    assert "make 6 in this request; at most 5 per request" in rejected[0].detail
+
+
+audience_sets = st.lists(st.sets(st.sampled_from("abcdefghij"), max_size=6), min_size=1, max_size=12)
+
+
+@given(audience_sets, st.integers(1, 6), st.integers(1, 10))
+def test_audience_limits_accept_profiles_in_order_while_they_fit(sets, per_profile, per_request):
+    profiles = [member_of(f"u{i}@example.com", *sorted(ids)) for i, ids in enumerate(sets)]
+    updates, rejected = split_with(profiles, per_profile, per_request)
+    accepted = {int(u.email[1:].split("@")[0]) for u in updates}
+    named: set[str] = set()
+    for index, ids in enumerate(sets):
+        fits = len(ids) <= per_profile and len(named | ids) <= per_request
+        assert (index in accepted) is fits
+        named |= ids if fits else set()
+    assert {r.index for r in rejected} == set(range(len(sets))) - accepted
+    assert {r.reason for r in rejected} <= {"TOO_MANY_AUDIENCES"}

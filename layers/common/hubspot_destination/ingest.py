@@ -23,9 +23,11 @@ from hubspot_destination.models import (
     Profile,
     ProfileUpdate,
     Rejection,
+    RejectionReason,
     excerpt,
 )
 from hubspot_destination.queue import DEAD_LETTER_ATTRIBUTES_BYTES, encode_message, pack
+from hubspot_destination.settings import DEFAULT_MAX_AUDIENCES_PER_PROFILE, DEFAULT_MAX_AUDIENCES_PER_REQUEST
 
 _FUTURE_TOLERANCE = timedelta(days=1)
 # The details of one answer together, in characters: past it a rejection's detail is `…`, so even 10,000
@@ -304,6 +306,8 @@ def split_profiles(
     max_profiles_per_message: int,
     null_clears: bool = False,
     signed_at: datetime | None = None,
+    max_audiences_per_profile: int = DEFAULT_MAX_AUDIENCES_PER_PROFILE,
+    max_audiences_per_request: int = DEFAULT_MAX_AUDIENCES_PER_REQUEST,
 ) -> Split:
     """Validate each profile of a request and pack the accepted ones into queue message bodies.
 
@@ -315,6 +319,9 @@ def split_profiles(
         max_profiles_per_message: how many profiles one queue message carries at most.
         null_clears: mirror mode: `null` attributes clear the HubSpot value instead of leaving it untouched.
         signed_at: the verified `X-Signature` time of a signed request (whole seconds, UTC).
+        max_audiences_per_profile: distinct audience ids one profile may carry.
+        max_audiences_per_request: distinct audience ids the accepted profiles of the request may carry
+            together; a profile that would take the request past it is refused, the next ones still checked.
 
     Profile `i` is stamped `request time + i µs` (`observed_at`, which orders values of the same contact), so
     later profiles of the same request win when the same contact appears twice; see `request_time`.
@@ -322,53 +329,97 @@ def split_profiles(
     observed_from = request_time(received_at, signed_at, len(request.profiles))
     accepted: list[ProfileUpdate] = []
     rejections: list[Rejection] = []
+    named: set[str] = set()  # the audiences of the profiles accepted so far
     # Room for the reason and detail attributes if the profile is ever dead-lettered on its own.
     profile_limit = max_message_bytes - DEAD_LETTER_ATTRIBUTES_BYTES
     for index, raw in enumerate(request.profiles):
-        if isinstance(raw, Unreadable):
-            rejections.append(Rejection(index=index, reason="INVALID_PROFILE", detail=f"profile: {raw.reason}"))
-            continue
         try:
-            profile = Profile.model_validate(raw)
-        except ValidationError as error:
-            location = error.errors()[0]["loc"]
-            reason = "INVALID_MEMBERSHIP" if location[:1] == ("segmentMembership",) else "INVALID_PROFILE"
-            rejections.append(Rejection(index=index, reason=reason, detail=validation_detail(error, "profile")))
+            email, attributes, audiences = _profile_content(
+                raw, request, received_at, null_clears, max_audiences_per_profile
+            )
+            update = ProfileUpdate(
+                email=email,
+                attributes=attributes,
+                audiences=audiences,
+                observed_at=observed_from + timedelta(microseconds=index),
+                request_id=request_id,
+            )
+            _check_size(update, profile_limit)
+            new = audiences.keys() - named
+            if len(named) + len(new) > max_audiences_per_request:
+                detail = (
+                    f"its {len(new)} audiences not named by the profiles before it would make "
+                    f"{len(named) + len(new)} in this request; at most {max_audiences_per_request} per request"
+                )
+                raise _Refused("TOO_MANY_AUDIENCES", detail)
+        except _Refused as refused:
+            rejections.append(Rejection(index=index, reason=refused.reason, detail=refused.detail))
             continue
-        try:
-            email = contact_email(profile.identityMap)
-        except InvalidEmailError as error:
-            rejections.append(Rejection(index=index, reason="INVALID_EMAIL", detail=str(error)))
-            continue
-        try:
-            attributes = _attributes(profile, null_clears)
-        except ValueError as error:
-            rejections.append(Rejection(index=index, reason="INVALID_ATTRIBUTE", detail=str(error)))
-            continue
-        try:
-            audiences = _audiences(profile, request, received_at)
-        except ValueError as error:
-            rejections.append(Rejection(index=index, reason="INVALID_MEMBERSHIP", detail=str(error)))
-            continue
-        update = ProfileUpdate(
-            email=email,
-            attributes=attributes,
-            audiences=audiences,
-            observed_at=observed_from + timedelta(microseconds=index),
-            request_id=request_id,
-        )
-        try:
-            size = len(encode_message([update]).encode())
-        except ValueError:  # text that cannot be encoded, e.g. a lone UTF-16 surrogate ("\ud800")
-            rejections.append(Rejection(index=index, reason="INVALID_PROFILE", detail="text that is not valid Unicode"))
-            continue
-        if size > profile_limit:
-            detail = f"the profile encodes to {size} bytes; at most {profile_limit}"
-            rejections.append(Rejection(index=index, reason="PROFILE_TOO_LARGE", detail=detail))
-            continue
+        named |= new
         accepted.append(update)
     bodies = pack(accepted, max_profiles_per_message, max_message_bytes)
     return Split(bodies=bodies, accepted=len(accepted), rejected=_within_answer_budget(rejections))
+
+
+class _Refused(Exception):
+    """One profile is refused: `reason` and `detail` of its rejection."""
+
+    def __init__(self, reason: RejectionReason, detail: str):
+        super().__init__(detail)
+        self.reason: RejectionReason = reason
+        self.detail = detail
+
+
+def _profile_content(
+    raw: object, request: ActivationRequest, received_at: datetime, null_clears: bool, max_audiences: int
+) -> tuple[str, dict[str, object], dict[str, AudienceUpdate]]:
+    """A raw profile's email, attribute values and audience statuses (see `_attributes` and `_audiences`).
+
+    Raises:
+        _Refused: the profile is not a valid one, or has more than `max_audiences` distinct audiences.
+    """
+    if isinstance(raw, Unreadable):
+        raise _Refused("INVALID_PROFILE", f"profile: {raw.reason}")
+    try:
+        profile = Profile.model_validate(raw)
+    except ValidationError as error:
+        location = error.errors()[0]["loc"]
+        reason = "INVALID_MEMBERSHIP" if location[:1] == ("segmentMembership",) else "INVALID_PROFILE"
+        raise _Refused(reason, validation_detail(error, "profile")) from None
+    try:
+        email = contact_email(profile.identityMap)
+    except InvalidEmailError as error:
+        raise _Refused("INVALID_EMAIL", str(error)) from None
+    try:
+        attributes = _attributes(profile, null_clears)
+    except ValueError as error:
+        raise _Refused("INVALID_ATTRIBUTE", str(error)) from None
+    # Each distinct audience becomes a HubSpot property: too many are refused before any is checked.
+    audience_count = len(
+        {audience_id for memberships in profile.segmentMembership.values() for audience_id in memberships}
+    )
+    if audience_count > max_audiences:
+        detail = f"segmentMembership: {audience_count} audiences; at most {max_audiences} per profile"
+        raise _Refused("TOO_MANY_AUDIENCES", detail)
+    try:
+        audiences = _audiences(profile, request, received_at)
+    except ValueError as error:
+        raise _Refused("INVALID_MEMBERSHIP", str(error)) from None
+    return email, attributes, audiences
+
+
+def _check_size(update: ProfileUpdate, limit: int) -> None:
+    """Check that `update` fits a queue message of `limit` bytes.
+
+    Raises:
+        _Refused: it does not encode (a lone surrogate such as "\\ud800"), or takes more than `limit` bytes.
+    """
+    try:
+        size = len(encode_message([update]).encode())
+    except ValueError:
+        raise _Refused("INVALID_PROFILE", "text that is not valid Unicode") from None
+    if size > limit:
+        raise _Refused("PROFILE_TOO_LARGE", f"the profile encodes to {size} bytes; at most {limit}")
 
 
 def _within_answer_budget(rejections: list[Rejection]) -> list[Rejection]:

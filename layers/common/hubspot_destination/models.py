@@ -182,6 +182,7 @@ RejectionReason = Literal[
     "INVALID_MEMBERSHIP",
     "INVALID_ATTRIBUTE",
     "PROFILE_TOO_LARGE",
+    "TOO_MANY_AUDIENCES",
 ]
 
 
