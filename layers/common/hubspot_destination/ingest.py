@@ -1,9 +1,11 @@
-"""Ingest logic: turn one validated activation request into queue messages and per-index rejections.
+"""Ingest logic: read a request body, and turn one validated activation request into queue messages and
+per-index rejections.
 
-Checks per profile: an email identity HubSpot would accept (after trimming and lower-casing), known
-membership statuses with parseable `lastQualificationTime`s, attribute values HubSpot can hold, and a
-size that fits one queue message. Accepted profiles are packed several to a message. Nothing here calls
-HubSpot.
+The body must be UTF-8 JSON; a profile Python cannot read (too deep, a huge integer) is read around and refused
+alone. Checks per profile: an email identity HubSpot would accept (after trimming and lower-casing), known
+membership statuses with `lastQualificationTime`s the product can order, attribute values HubSpot can hold, a
+bounded number of audiences (also per request), and a size that fits one queue message. Accepted profiles are
+packed several to a message. Nothing here calls HubSpot.
 """
 
 import base64

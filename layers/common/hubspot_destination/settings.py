@@ -10,9 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # SQS's largest message (1 MiB); the template sets the queue's MaximumMessageSize to the same value.
 SQS_MAX_MESSAGE_BYTES = 1_048_576
-# Each distinct audience becomes one custom HubSpot contact property, and portals have a few hundred to about
-# 1,000 (hubspot-api.md §2.5); AEP sends the memberships of the audiences mapped to the dataflow only
-# (aep-payload.md §1.5), rarely more than a few dozen.
+# Each distinct audience becomes one custom HubSpot contact property, of which a portal has a limited number
+# (commonly cited: 1,000 per object; hubspot-api.md §2.5); AEP sends the memberships of the audiences mapped to
+# the dataflow only (aep-payload.md §1.5), rarely more than a few dozen.
 DEFAULT_MAX_AUDIENCES_PER_PROFILE = 100
 DEFAULT_MAX_AUDIENCES_PER_REQUEST = 250
 
