@@ -16,7 +16,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from hubspot_destination.aws.sqs import EnqueueError, send_messages
-from hubspot_destination.ingest import parse_json, raw_request_body, split_profiles
+from hubspot_destination.ingest import (
+    BodyEncodingError,
+    parse_json,
+    raw_request_body,
+    split_profiles,
+    validation_detail,
+)
 from hubspot_destination.models import ActivationAccepted, ActivationRequest, ErrorBody
 from hubspot_destination.observability import logger, metrics
 from hubspot_destination.settings import IngestSettings
@@ -46,7 +52,7 @@ def post_activation() -> Response:
     except ValueError as error:
         return _error(400, "INVALID_BODY", str(error))
     try:
-        authenticate(
+        sender = authenticate(
             event.headers or {},
             raw_body,
             _sender_credentials(),
@@ -63,14 +69,14 @@ def post_activation() -> Response:
         return _error(413, "BODY_TOO_LARGE", f"the body is {len(raw_body)} bytes; at most {settings.max_body_bytes}")
     try:
         payload = parse_json(raw_body)
+    except BodyEncodingError as error:
+        return _error(400, "INVALID_ENCODING", str(error))
     except ValueError as error:
         return _error(400, "INVALID_JSON", f"the body is not valid JSON: {error}")
     try:
         request = ActivationRequest.model_validate(payload)
     except ValidationError as error:
-        first = error.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        return _error(422, "INVALID_REQUEST", f"{where}: {first['msg']}")
+        return _error(422, "INVALID_REQUEST", validation_detail(error, "body"))
     if len(request.profiles) > settings.max_profiles_per_request:
         detail = f"{len(request.profiles)} profiles; at most {settings.max_profiles_per_request} per request"
         return _error(413, "TOO_MANY_PROFILES", detail)
@@ -84,6 +90,9 @@ def post_activation() -> Response:
         settings.max_message_bytes,
         settings.max_profiles_per_message,
         null_clears=settings.null_clears,
+        signed_at=sender.signed_at,
+        max_audiences_per_profile=settings.max_audiences_per_profile,
+        max_audiences_per_request=settings.max_audiences_per_request,
     )
     try:
         send_messages(_sqs(), settings.queue_url, split.bodies, settings.max_message_bytes)

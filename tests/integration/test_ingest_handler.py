@@ -110,6 +110,33 @@ def test_too_many_profiles_is_413(pipeline, monkeypatch):
     assert json.loads(response["body"])["error"] == "TOO_MANY_PROFILES"
 
 
+@pytest.mark.parametrize(
+    ("variable", "audiences", "refused"),
+    [
+        ("MAX_AUDIENCES_PER_PROFILE", 4, [0]),
+        ("MAX_AUDIENCES_PER_REQUEST", 5, [1]),
+        ("MAX_AUDIENCES_PER_REQUEST", 6, []),
+    ],
+)
+def test_audience_limits_are_read_from_the_environment(pipeline, monkeypatch, variable, audiences, refused):
+    monkeypatch.setenv(variable, str(audiences))
+    from hubspot_local.lambda_runtime import load_handler_module
+
+    module = load_handler_module("ingest")
+    membership = {"status": "realized", "lastQualificationTime": "2025-03-04T10:00:00Z"}
+
+    def member(email, *ids):
+        return {"identityMap": {"email": [{"id": email}]}, "segmentMembership": {"ups": dict.fromkeys(ids, membership)}}
+
+    body = json.dumps(
+        {"profiles": [member("a@example.com", "a1", "a2", "a3", "a4", "a5"), member("b@example.com", "b1")]}
+    )
+    event = proxy_event(body.encode(), pipeline.signing_secret)
+    response = module.lambda_handler(event, LambdaContext("IngestFunction", 10))
+    answer = json.loads(response["body"])
+    assert [(r["index"], r["reason"]) for r in answer["rejected"]] == [(i, "TOO_MANY_AUDIENCES") for i in refused]
+
+
 def test_queue_failure_is_a_503_so_the_sender_retries(pipeline, activation_body):
     pipeline.sqs.delete_queue(QueueUrl=pipeline.queue_url)
     status, body = call(pipeline, proxy_event(activation_body, pipeline.signing_secret))
@@ -129,3 +156,25 @@ def test_the_committed_api_gateway_event_works_when_re_signed(pipeline):
     status, body = call(pipeline, proxy_event(raw, pipeline.signing_secret, template))
     assert status == 202
     assert body["accepted"] == 5
+
+
+def signed_event(pipeline, body, signed_at):
+    """A proxy event arriving now whose X-Signature was made at `signed_at` (Unix seconds)."""
+    event = proxy_event(body, pipeline.signing_secret)
+    event["headers"]["X-Signature"] = sign(pipeline.signing_secret, signed_at, body)
+    return event
+
+
+@pytest.mark.parametrize("older_by_s", [1, 120, 240])  # inside the 300-s tolerance, with room for the drains
+def test_a_replayed_signed_request_never_restores_older_values(pipeline, older_by_s):
+    def body(city):
+        profile = {"identityMap": {"email": [{"id": "replay@example.com"}]}, "attributes": {"city": city}}
+        return json.dumps({"profiles": [profile]}).encode()
+
+    now = int(time.time())
+    old = signed_event(pipeline, body("York"), now - older_by_s)
+    for event in (old, signed_event(pipeline, body("Leeds"), now), old):  # the old request replayed last
+        assert call(pipeline, event)[0] == 202
+        pipeline.drain(max_wait_s=5)
+    [contact] = pipeline.emulator.snapshot()["contacts"]
+    assert contact["properties"]["city"] == "Leeds"

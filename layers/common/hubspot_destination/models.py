@@ -5,15 +5,66 @@ Request shape (AEP Destination SDK profile export, reference aep-payload.md §1.
 Each profile is validated on its own, so one bad profile is a per-index rejection, never a failed request.
 """
 
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+)
 
 AudienceStatus = Literal["realized", "existing", "exited"]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 # What HubSpot can take for one property once coerced: a scalar, or a list for multi-select checkboxes.
 AttributeValue = str | int | float | bool | list[str | int | float | bool]
+
+# Answers stay small whatever the sender sent: its keys and values are quoted at most QUOTE_MAX_CHARS long, and
+# a whole detail is at most DETAIL_MAX_CHARS.
+QUOTE_MAX_CHARS = 100
+DETAIL_MAX_CHARS = 300
+
+
+def excerpt(text: str, limit: int = QUOTE_MAX_CHARS) -> str:
+    """`text` as an answer may quote it: at most `limit` characters, cut with a final `…`, and characters that
+    are not printable (controls, lone surrogates such as `"\\ud800"`, which no encoder can write) escaped as
+    `\\x00`, `\\ud800`, ... Only the first `limit + 1` characters are read, so a 4-MB key costs nothing."""
+    head = text[: limit + 1]
+    if not head.isprintable():
+        head = "".join(char if char.isprintable() else ascii(char)[1:-1] for char in head)
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
+def _bounded_detail(value: object) -> object:
+    return excerpt(value, DETAIL_MAX_CHARS) if isinstance(value, str) else value
+
+
+# A detail of an answer: longer text is cut, so no detail can echo a huge input.
+Detail = Annotated[str, Field(max_length=DETAIL_MAX_CHARS), BeforeValidator(_bounded_detail)]
+
+
+def _usable_name(value: object) -> object:
+    # A name that cannot label a property is no name: the audience id names it instead.
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no label can hold it
+        return None
+    return value
+
+
+# An audience's name: blank, not a string, or text that cannot be encoded counts as absent.
+AudienceName = Annotated[
+    str | None,
+    BeforeValidator(_usable_name),
+    Field(description="Blank, not a string or not valid Unicode: treated as absent (the audience id names it)."),
+]
 
 
 class AudienceInfo(BaseModel):
@@ -21,36 +72,63 @@ class AudienceInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: NonEmptyStr | None = None
+    name: AudienceName = None
 
 
 class ActivationRequest(BaseModel):
-    """The request body of `POST /v1/activations`; profiles stay raw JSON objects until validated one by one."""
+    """The request body of `POST /v1/activations`.
+
+    Profiles stay raw JSON values until validated one by one against `Profile`, so anything wrong inside one
+    refuses that profile alone (`INVALID_PROFILE`), even a value nested too deeply to read. `audiences` only
+    names audiences: an entry that is not an object, or the map itself when it is not one, is ignored.
+    """
 
     model_config = ConfigDict(extra="allow")
 
-    profiles: list[JsonValue] = Field(min_length=1)
+    profiles: list[Annotated[Any, Field(description="A profile, validated on its own against `Profile`.")]] = Field(
+        min_length=1
+    )
     audiences: dict[str, AudienceInfo] = Field(default_factory=dict)
+
+    @field_validator("audiences", mode="before")
+    @classmethod
+    def _ignore_malformed_audiences(cls, value: object) -> object:
+        # Optional metadata for labels: a malformed part never refuses the request, the ids name the audiences.
+        if not isinstance(value, dict):
+            return {}
+        return {audience_id: entry for audience_id, entry in value.items() if isinstance(entry, dict)}
+
+
+# The earliest `lastQualificationTime` accepted: the contact versions table orders times as microseconds since
+# the epoch and drops, as older than anything, a time before it (`ordering.epoch_us`, `delivery.py`'s -1).
+EARLIEST_QUALIFICATION = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Membership(BaseModel):
     """One audience membership, `segmentMembership.<namespace>.<audienceId>`.
 
     `lastQualificationTime` accepts every offset style AEP writes (`Z`, `+0000`, `+00:00`, with or
-    without fractions); a time without an offset is refused.
+    without fractions); a time without an offset, or before 1970-01-01T00:00:00Z, is refused.
     """
 
     model_config = ConfigDict(extra="allow")
 
     status: AudienceStatus
     lastQualificationTime: AwareDatetime
-    name: NonEmptyStr | None = None
+    name: AudienceName = None
 
     @field_validator("status", mode="before")
     @classmethod
     def _lower_case_status(cls, value: object) -> object:
         # XDM's enum is lower-case; accept "Realized" from hand-written templates too.
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("lastQualificationTime")
+    @classmethod
+    def _orderable(cls, value: datetime) -> datetime:
+        if value < EARLIEST_QUALIFICATION:
+            raise ValueError("before 1970-01-01T00:00:00Z, the earliest time audience statuses are ordered from")
+        return value
 
 
 class Profile(BaseModel):
@@ -104,15 +182,17 @@ RejectionReason = Literal[
     "INVALID_MEMBERSHIP",
     "INVALID_ATTRIBUTE",
     "PROFILE_TOO_LARGE",
+    "TOO_MANY_AUDIENCES",
 ]
 
 
 class Rejection(BaseModel):
-    """A profile refused at ingest: its index in `profiles`, a machine-readable reason and a detail."""
+    """A profile refused at ingest: its index in `profiles`, a machine-readable reason and a detail (at most
+    `DETAIL_MAX_CHARS` characters; longer text is cut with `…`)."""
 
     index: int
     reason: RejectionReason
-    detail: str
+    detail: Detail
 
 
 class ActivationAccepted(BaseModel):
@@ -124,7 +204,7 @@ class ActivationAccepted(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every whole-request error: `{"error": CODE, "detail": text}`."""
+    """Every whole-request error: `{"error": CODE, "detail": text}` (at most `DETAIL_MAX_CHARS` characters)."""
 
     error: str
-    detail: str
+    detail: Detail

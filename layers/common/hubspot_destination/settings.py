@@ -10,6 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # SQS's largest message (1 MiB); the template sets the queue's MaximumMessageSize to the same value.
 SQS_MAX_MESSAGE_BYTES = 1_048_576
+# Each distinct audience becomes one custom HubSpot contact property, of which a portal has a limited number
+# (commonly cited: 1,000 per object; hubspot-api.md §2.5); AEP sends the memberships of the audiences mapped to
+# the dataflow only (aep-payload.md §1.5), rarely more than a few dozen.
+DEFAULT_MAX_AUDIENCES_PER_PROFILE = 100
+DEFAULT_MAX_AUDIENCES_PER_REQUEST = 250
 
 
 class IngestSettings(BaseSettings):
@@ -35,6 +40,18 @@ class IngestSettings(BaseSettings):
         ),
     )
     max_profiles_per_request: int = Field(default=10_000, alias="MAX_PROFILES_PER_REQUEST", ge=1)
+    max_audiences_per_profile: int = Field(
+        default=DEFAULT_MAX_AUDIENCES_PER_PROFILE,
+        alias="MAX_AUDIENCES_PER_PROFILE",
+        ge=1,
+        description="Distinct audiences (segmentMembership entries) one profile may carry; more: TOO_MANY_AUDIENCES.",
+    )
+    max_audiences_per_request: int = Field(
+        default=DEFAULT_MAX_AUDIENCES_PER_REQUEST,
+        alias="MAX_AUDIENCES_PER_REQUEST",
+        ge=1,
+        description="Distinct audiences the accepted profiles of one request may carry; a profile past it is refused.",
+    )
     max_profiles_per_message: int = Field(default=50, alias="MAX_PROFILES_PER_MESSAGE", ge=1, le=500)
     signature_tolerance_seconds: int = Field(default=300, alias="SIGNATURE_TOLERANCE_SECONDS", ge=1)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)

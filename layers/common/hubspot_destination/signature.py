@@ -7,13 +7,17 @@ against up to two active secrets so keys rotate without downtime:
 - `X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>`: for generic
   webhook senders; several `v1=` values are allowed and the timestamp must be within the tolerance
   (300 s by default) to stop replays.
+
+A header value that cannot be encoded (a lone surrogate such as "\\ud800") is an authentication failure.
 """
 
 import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
-from typing import Annotated
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -33,6 +37,15 @@ class AuthenticationError(Exception):
     """The request is not from a known sender; `str(error)` is safe to return to the caller."""
 
 
+@dataclass(frozen=True)
+class Sender:
+    """What `authenticate` verified: the `scheme`, and for a signature the time it signed, `signed_at` (UTC,
+    whole seconds, within the tolerance of now); None for a bearer key, which carries no time."""
+
+    scheme: Literal["bearer", "signature"]
+    signed_at: datetime | None = None
+
+
 def sign(secret: str, timestamp: int, raw_body: bytes) -> str:
     """Return the `X-Signature` header value for a body: `t=<timestamp>,v1=<hex digest>`."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + raw_body, hashlib.sha256).hexdigest()
@@ -40,9 +53,17 @@ def sign(secret: str, timestamp: int, raw_body: bytes) -> str:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    # API Gateway keeps the sender's header case; HTTP header names are case-insensitive.
+    """The value of header `name` (lower-case; API Gateway keeps the sender's case, HTTP ignores it), or None.
+
+    Raises:
+        AuthenticationError: the value is not text UTF-8 can encode (a lone surrogate).
+    """
     for key, value in headers.items():
         if key.lower() == name:
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise AuthenticationError(f"the {name} header is not valid text") from None
             return value
     return None
 
@@ -59,8 +80,8 @@ def authenticate(
     credentials: SenderCredentials,
     now: float,
     tolerance_seconds: int = 300,
-) -> str:
-    """Check the request's credentials and return the scheme used (`"bearer"` or `"signature"`).
+) -> Sender:
+    """Check the request's credentials and return what was verified: the scheme and, for a signature, its time.
 
     Args:
         headers: request headers, any case.
@@ -70,12 +91,13 @@ def authenticate(
         tolerance_seconds: how far the signature's timestamp may be from `now`, in seconds.
 
     Raises:
-        AuthenticationError: no credentials, a wrong key or signature, or a stale timestamp.
+        AuthenticationError: no credentials, a wrong key or signature, a stale timestamp, or a header value
+            that cannot be encoded.
     """
     scheme, _, key = (_header(headers, "authorization") or "").strip().partition(" ")
     if scheme.lower() == "bearer":
         if key.strip() and _matches_any(key.strip(), credentials.bearerTokens):
-            return "bearer"
+            return Sender("bearer")
         raise AuthenticationError("the bearer key is not valid")
 
     signature = _header(headers, "x-signature")
@@ -95,5 +117,5 @@ def authenticate(
         raise AuthenticationError(f"stale X-Signature: its timestamp is more than {tolerance_seconds} s from now")
     expected = [sign(secret, timestamp, raw_body).split("v1=", 1)[1] for secret in credentials.signingSecrets]
     if any(_matches_any(candidate, expected) for candidate in candidates):
-        return "signature"
+        return Sender("signature", signed_at=datetime.fromtimestamp(timestamp, tz=UTC))
     raise AuthenticationError("the X-Signature does not match the body")
