@@ -7,11 +7,10 @@ records that could not be settled as batch item failures (`ReportBatchItemFailur
 
 from functools import cache
 
-import boto3
 from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
+from hubspot_destination.aws import dynamodb, sqs
 from hubspot_destination.aws.dynamodb import ContactVersions
 from hubspot_destination.aws.secrets import read_secret
 from hubspot_destination.aws.sqs import Outbox
@@ -68,7 +67,7 @@ def _delivery() -> Delivery:
     group, label = settings.audience_property_group, settings.audience_property_group_label
     concurrency = settings.contact_versions_concurrency
     versions = ContactVersions(
-        boto3.client("dynamodb", config=Config(max_pool_connections=concurrency)),
+        dynamodb.client(max_pool_connections=concurrency),
         settings.contact_versions_table,
         settings.contact_lease_seconds,
         settings.contact_versions_ttl_days,
@@ -80,7 +79,7 @@ def _delivery() -> Delivery:
 
 @cache
 def _outbox() -> Outbox:
-    return Outbox(boto3.client("sqs"), settings.queue_url, settings.dead_letter_queue_url, settings.max_message_bytes)
+    return Outbox(sqs.client(), settings.queue_url, settings.dead_letter_queue_url, settings.max_message_bytes)
 
 
 @logger.inject_lambda_context

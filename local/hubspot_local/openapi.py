@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic.json_schema import models_json_schema
 
-from hubspot_destination.models import ActivationAccepted, ActivationRequest, ErrorBody, Profile
+from hubspot_destination.ingest.models import ActivationAccepted, ActivationRequest, ErrorBody, Profile
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 

@@ -22,11 +22,11 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from hubspot_destination.aws.sqs import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
+from hubspot_destination.domain.identity import emails_in_identity_map
 from hubspot_destination.domain.messages import message_email
 from hubspot_destination.hubspot.client import HubSpotClient
-from hubspot_destination.identity import emails_in_identity_map
+from hubspot_destination.ingest.signature import sign
 from hubspot_destination.observability import logger
-from hubspot_destination.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module

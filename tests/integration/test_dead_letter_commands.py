@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 
 from hubspot_destination.aws.sqs import DeadLetter, send_dead_letters
 from hubspot_destination.domain.messages import decode_message, encode_message
-from hubspot_destination.models import ProfileUpdate
+from hubspot_destination.domain.profiles import ProfileUpdate
 from hubspot_destination.observability import email_hash
 
 CLI = Path(sys.executable).with_name("hubspot-destination")

@@ -142,7 +142,7 @@ def test_malformed_message_goes_to_the_dead_letter_queue_with_a_reason(pipeline)
 def test_an_address_hubspot_refuses_is_isolated_and_dead_lettered(pipeline, activation_body):  # B4
     from datetime import UTC, datetime
 
-    from hubspot_destination.models import ProfileUpdate
+    from hubspot_destination.domain.profiles import ProfileUpdate
 
     now = datetime.now(UTC)
     good = [ProfileUpdate(email=f"user{i}@example.com", observed_at=now, request_id="r") for i in (1, 3)]

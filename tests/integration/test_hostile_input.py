@@ -9,8 +9,8 @@ import time
 import boto3
 import pytest
 
-from hubspot_destination.audiences import audience_property_name
-from hubspot_destination.signature import sign
+from hubspot_destination.domain.audiences import audience_property_name
+from hubspot_destination.ingest.signature import sign
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, WEBHOOK_SECRET_NAME, LocalPipeline, proxy_event

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hubspot_destination.signature import sign
+from hubspot_destination.ingest.signature import sign
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import proxy_event
 from tests.conftest import EVENTS, bodies, queued_messages

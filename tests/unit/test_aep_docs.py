@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_destination.ingest import split_profiles
-from hubspot_destination.models import ActivationRequest
+from hubspot_destination.ingest.models import ActivationRequest
+from hubspot_destination.ingest.split import split_profiles
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SERVER = DOCS / "aep" / "destination-server.json"

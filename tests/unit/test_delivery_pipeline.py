@@ -8,6 +8,7 @@ from hubspot_destination.deliver.pipeline import Delivery
 from hubspot_destination.deliver.policy import DeliveryPolicy
 from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_destination.domain.deadline import Deadline
+from hubspot_destination.domain.profiles import AudienceUpdate, ProfileUpdate
 from hubspot_destination.domain.versions import WrittenVersions, epoch_us
 from hubspot_destination.hubspot.contacts import Failed, Refused, Unaccounted, Written
 from hubspot_destination.hubspot.errors import (
@@ -19,7 +20,6 @@ from hubspot_destination.hubspot.errors import (
     HubSpotTransientError,
 )
 from hubspot_destination.hubspot.models import ErrorEnvelope
-from hubspot_destination.models import AudienceUpdate, ProfileUpdate
 from tests.unit.fakes import FakeAudiences, FakeCatalog, FakeContactWriter, FakeVersions, prop
 
 T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)

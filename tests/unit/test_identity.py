@@ -1,6 +1,6 @@
 import pytest
 
-from hubspot_destination.identity import (
+from hubspot_destination.domain.identity import (
     InvalidEmailError,
     contact_email,
     emails_in_identity_map,

@@ -9,25 +9,19 @@ from hypothesis import strategies as st
 from hubspot_destination.aws.sqs import chunk_entries
 from hubspot_destination.domain.contacts import coalesce
 from hubspot_destination.domain.messages import decode_message, pack
+from hubspot_destination.domain.profiles import AudienceUpdate, ProfileUpdate
 from hubspot_destination.domain.versions import epoch_us
-from hubspot_destination.ingest import (
-    ANSWER_DETAILS_MAX_CHARS,
-    BodyEncodingError,
-    parse_json,
-    request_time,
-    split_profiles,
-)
-from hubspot_destination.models import (
+from hubspot_destination.ingest.body import BodyEncodingError, parse_json
+from hubspot_destination.ingest.models import (
     DETAIL_MAX_CHARS,
     QUOTE_MAX_CHARS,
     ActivationAccepted,
     ActivationRequest,
-    AudienceUpdate,
     ErrorBody,
-    ProfileUpdate,
     Rejection,
     excerpt,
 )
+from hubspot_destination.ingest.split import ANSWER_DETAILS_MAX_CHARS, request_time, split_profiles
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from hubspot_destination.domain.coercion import CoercionError, coerce
 from hubspot_destination.domain.contacts import coalesce
+from hubspot_destination.domain.identity import normalize_email
+from hubspot_destination.domain.profiles import AudienceUpdate, ProfileUpdate
 from hubspot_destination.hubspot.models import Property
-from hubspot_destination.identity import normalize_email
-from hubspot_destination.models import AudienceUpdate, ProfileUpdate
 
 NUMBER = Property(name="n", type="number", fieldType="number")
 TEXT = Property(name="t", type="string", fieldType="text")

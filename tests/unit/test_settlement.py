@@ -10,9 +10,9 @@ from hubspot_destination.deliver.policy import RetryPolicy
 from hubspot_destination.deliver.settlement import QueueRecord, settle_batch
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.domain.messages import encode_message
+from hubspot_destination.domain.profiles import ProfileUpdate
 from hubspot_destination.domain.reasons import Reason
 from hubspot_destination.domain.verdicts import DELIVERED, Verdict
-from hubspot_destination.models import ProfileUpdate
 from tests.unit.fakes import FakeOutbox
 
 T0 = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)

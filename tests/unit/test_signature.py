@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hubspot_destination.signature import AuthenticationError, Sender, SenderCredentials, authenticate, sign
+from hubspot_destination.ingest.signature import AuthenticationError, Sender, SenderCredentials, authenticate, sign
 
 BODY = b'{"profiles": []}'
 OLD, NEW, S1, S2 = "old-key-0123456789", "new-key-0123456789", "signing-secret-one", "signing-secret-two"

@@ -30,7 +30,10 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
+import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hubspot_destination.domain.versions import (
@@ -44,10 +47,18 @@ from hubspot_destination.domain.versions import (
 from hubspot_destination.limits import DYNAMODB_GET_KEYS, DYNAMODB_WRITE_REQUESTS
 from hubspot_destination.observability import logger
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _UNPROCESSED_TRIES = 5
 # A lease with less than this left, in seconds, is written back conditionally.
 _LEASE_MARGIN_S = 10
+
+
+def client(max_pool_connections: int) -> "DynamoDBClient":
+    """A low-level DynamoDB client (thread-safe) with room for `max_pool_connections` calls in flight."""
+    return boto3.client("dynamodb", config=Config(max_pool_connections=max_pool_connections))
 
 
 class ContactVersions:

@@ -8,6 +8,10 @@ the caller so the sender retries instead of losing profiles silently.
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+import boto3
 
 from hubspot_destination.domain.reasons import Reason
 from hubspot_destination.domain.verdicts import DETAIL_MAX
@@ -17,6 +21,16 @@ from hubspot_destination.limits import SQS_BATCH_ENTRIES, SQS_MAX_DELAY_S
 REASON_ATTRIBUTE = "reason"
 DETAIL_ATTRIBUTE = "detail"
 _SEND_ATTEMPTS = 3
+
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+
+@cache
+def client() -> "SQSClient":
+    """The function's SQS client (one per execution environment)."""
+    return boto3.client("sqs")
 
 
 class EnqueueError(Exception):

@@ -27,11 +27,11 @@ from hubspot_destination.deliver.steps import (
 )
 from hubspot_destination.domain.contacts import ContactChange, coalesce
 from hubspot_destination.domain.deadline import Deadline
+from hubspot_destination.domain.profiles import ProfileUpdate
 from hubspot_destination.domain.reasons import Reason
 from hubspot_destination.domain.verdicts import DELIVERED, Verdict
 from hubspot_destination.hubspot.contacts import EMAIL_PROPERTY, Failed, Refused, Written
 from hubspot_destination.hubspot.errors import HubSpotError
-from hubspot_destination.models import ProfileUpdate
 from hubspot_destination.observability import logger, metrics
 
 _MAX_ROUNDS = 3  # sends of one contact, each without the fields HubSpot refused the time before

@@ -7,12 +7,12 @@ from typing import Protocol
 
 from hubspot_destination.aws.sqs import DeadLetter
 from hubspot_destination.domain.deadline import Deadline
+from hubspot_destination.domain.profiles import ProfileUpdate
 from hubspot_destination.domain.verdicts import Verdict
 from hubspot_destination.domain.versions import Lease, Leasing, WrittenVersions
 from hubspot_destination.hubspot.contacts import ContactInput, Outcome
 from hubspot_destination.hubspot.models import Property
 from hubspot_destination.hubspot.properties import AudienceResolution
-from hubspot_destination.models import ProfileUpdate
 
 
 class ContactWriter(Protocol):

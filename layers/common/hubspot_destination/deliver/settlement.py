@@ -31,9 +31,9 @@ from hubspot_destination.deliver.policy import RetryPolicy
 from hubspot_destination.deliver.ports import Deliverer, Outbox
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.domain.messages import decode_message, encode_message, pack
+from hubspot_destination.domain.profiles import ProfileUpdate
 from hubspot_destination.domain.reasons import Reason
 from hubspot_destination.domain.verdicts import Verdict
-from hubspot_destination.models import ProfileUpdate
 from hubspot_destination.observability import logger, metrics
 
 _METRICS = {

@@ -5,7 +5,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from hubspot_destination.models import AttributeValue, AudienceUpdate, ProfileUpdate
+from hubspot_destination.domain.profiles import AttributeValue, AudienceUpdate, ProfileUpdate
 
 
 @dataclass(frozen=True)

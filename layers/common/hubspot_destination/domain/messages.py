@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from hubspot_destination.domain.profiles import ProfileUpdate, QueueMessage
 from hubspot_destination.domain.verdicts import DETAIL_MAX
-from hubspot_destination.models import ProfileUpdate, QueueMessage
 
 # What the reason and detail attributes of a dead letter can add to its size, in bytes (generous: UTF-8).
 DEAD_LETTER_ATTRIBUTES_BYTES = 4 * DETAIL_MAX + 256

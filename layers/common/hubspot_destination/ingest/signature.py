@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 # An empty or short key would let anyone in (`Bearer ` + a space, or an HMAC with an empty secret).
 Secret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=16)]
@@ -31,6 +31,22 @@ class SenderCredentials(BaseModel):
 
     bearerTokens: list[Secret] = Field(default_factory=list, max_length=2)
     signingSecrets: list[Secret] = Field(default_factory=list, max_length=2)
+
+    @classmethod
+    def from_secret(cls, secret: str) -> "SenderCredentials":
+        """Parse the secret's JSON.
+
+        Raises:
+            MalformedSecret: it is not of that shape (what is wrong is not said: it would quote the secret).
+        """
+        try:
+            return cls.model_validate_json(secret)
+        except ValidationError as error:
+            raise MalformedSecret(f"the webhook secret is malformed ({error.error_count()} problems)") from None
+
+
+class MalformedSecret(Exception):
+    """The webhook secret in Secrets Manager is not `{"bearerTokens": [...], "signingSecrets": [...]}`."""
 
 
 class AuthenticationError(Exception):

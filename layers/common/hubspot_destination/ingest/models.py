@@ -1,4 +1,5 @@
-"""Shapes: the AEP profile-export request, the per-profile queue message, and the ingest response.
+"""The webhook's shapes: the AEP profile-export request and the ingest answers (the queue message is in
+domain/profiles.py).
 
 Request shape (AEP Destination SDK profile export, reference aep-payload.md §1.1 and §5):
 `{"profiles": [{"identityMap", "attributes", "segmentMembership"}, ...], "audiences"?: {id: {"name"}}}`.
@@ -15,14 +16,11 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    StringConstraints,
     field_validator,
 )
 
-AudienceStatus = Literal["realized", "existing", "exited"]
-NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
-# What HubSpot can take for one property once coerced: a scalar, or a list for multi-select checkboxes.
-AttributeValue = str | int | float | bool | list[str | int | float | bool]
+from hubspot_destination.domain.profiles import AudienceStatus
+from hubspot_destination.domain.reasons import Reason
 
 # Answers stay small whatever the sender sent: its keys and values are quoted at most QUOTE_MAX_CHARS long, and
 # a whole detail is at most DETAIL_MAX_CHARS.
@@ -141,48 +139,13 @@ class Profile(BaseModel):
     segmentMembership: dict[str, dict[str, Membership]] = Field(default_factory=dict)
 
 
-class AudienceUpdate(BaseModel):
-    """The status of one audience for one contact, as carried on the queue."""
-
-    status: AudienceStatus
-    qualified_at: AwareDatetime
-    name: NonEmptyStr
-
-
-class ProfileUpdate(BaseModel):
-    """One queue message: what must become true for one HubSpot contact.
-
-    `attributes` maps HubSpot internal property names to values that still have to be coerced by the
-    live property type; `""` clears a value, absent names are left untouched. `observed_at` orders
-    updates of the same contact (newest wins field by field).
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    email: NonEmptyStr
-    attributes: dict[str, AttributeValue] = Field(default_factory=dict)
-    audiences: dict[str, AudienceUpdate] = Field(default_factory=dict)
-    observed_at: datetime
-    request_id: str
-
-
-class QueueMessage(BaseModel):
-    """One SQS message: the updates of up to `MAX_PROFILES_PER_MESSAGE` profiles, and how many delivery
-    attempts they have had (a profile retried for a transient fault comes back with `attempt + 1`)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    profiles: list[ProfileUpdate] = Field(min_length=1)
-    attempt: int = Field(default=0, ge=0)
-
-
 RejectionReason = Literal[
-    "INVALID_EMAIL",
-    "INVALID_PROFILE",
-    "INVALID_MEMBERSHIP",
-    "INVALID_ATTRIBUTE",
-    "PROFILE_TOO_LARGE",
-    "TOO_MANY_AUDIENCES",
+    Reason.INVALID_EMAIL,
+    Reason.INVALID_PROFILE,
+    Reason.INVALID_MEMBERSHIP,
+    Reason.INVALID_ATTRIBUTE,
+    Reason.PROFILE_TOO_LARGE,
+    Reason.TOO_MANY_AUDIENCES,
 ]
 
 

@@ -1,34 +1,23 @@
-"""Ingest logic: read a request body, and turn one validated activation request into queue messages and
-per-index rejections.
+"""Splitting a request: each profile checked on its own, the accepted ones packed into queue messages.
 
-The body must be UTF-8 JSON; a profile Python cannot read (too deep, a huge integer) is read around and refused
-alone. Checks per profile: an email identity HubSpot would accept (after trimming and lower-casing), known
+Checks per profile: an email identity HubSpot would accept (after trimming and lower-casing), known
 membership statuses with `lastQualificationTime`s the product can order, attribute values HubSpot can hold, a
-bounded number of audiences (also per request), and a size that fits one queue message. Accepted profiles are
-packed several to a message. Nothing here calls HubSpot.
+bounded number of audiences (also per request), and a size that fits one queue message. Nothing here calls
+HubSpot.
 """
 
-import base64
-import binascii
-import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from hubspot_destination.domain.identity import InvalidEmailError, contact_email
 from hubspot_destination.domain.messages import DEAD_LETTER_ATTRIBUTES_BYTES, encode_message, pack
-from hubspot_destination.identity import InvalidEmailError, contact_email
-from hubspot_destination.models import (
-    ActivationRequest,
-    AudienceUpdate,
-    Profile,
-    ProfileUpdate,
-    Rejection,
-    RejectionReason,
-    excerpt,
-)
+from hubspot_destination.domain.profiles import AudienceUpdate, ProfileUpdate
+from hubspot_destination.domain.reasons import Reason
+from hubspot_destination.ingest.body import Unreadable
+from hubspot_destination.ingest.models import ActivationRequest, Profile, Rejection, RejectionReason, excerpt
 from hubspot_destination.settings import DEFAULT_MAX_AUDIENCES_PER_PROFILE, DEFAULT_MAX_AUDIENCES_PER_REQUEST
 
 _FUTURE_TOLERANCE = timedelta(days=1)
@@ -36,176 +25,6 @@ _FUTURE_TOLERANCE = timedelta(days=1)
 # refused profiles answer in well under Lambda's 6-MB response limit.
 ANSWER_DETAILS_MAX_CHARS = 100_000
 _OMITTED = "…"
-
-
-def raw_request_body(body: str | None, is_base64_encoded: bool) -> bytes:
-    """The bytes the sender sent: API Gateway's `body`, base64-decoded when it says so.
-
-    Raises:
-        ValueError: a body marked base64 that is not, or text that cannot be encoded (a lone surrogate).
-    """
-    if not body:
-        return b""
-    if not is_base64_encoded:
-        try:
-            return body.encode()
-        except UnicodeEncodeError:
-            raise ValueError("the body is not valid text (it holds a lone surrogate)") from None
-    try:
-        return base64.b64decode(body, validate=True)
-    except binascii.Error:
-        raise ValueError("the body is marked base64-encoded but is not valid base64") from None
-
-
-class BodyEncodingError(ValueError):
-    """The body is not UTF-8 text; `str(error)` says why and is safe to return to the sender."""
-
-
-class _NotJson(ValueError):
-    """A token that Python reads but JSON does not have (NaN, Infinity)."""
-
-
-def _refuse_constant(name: str) -> float:
-    raise _NotJson(f"{name} is not JSON")
-
-
-@dataclass(frozen=True)
-class Unreadable:
-    """Stands in the parsed body for a value Python's JSON reader cannot read although it may be valid JSON;
-    `reason` says why. Only profiles and other members of the top level's members are replaced so."""
-
-    reason: str
-
-
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
-_WHITESPACE = re.compile(r"[ \t\n\r]*")
-# Runs of brackets, and strings (whose brackets do not count): what `_skip` walks to find where a value ends.
-_STRUCTURE = re.compile(r'[\[{]+|[\]}]+|"[^"\\]*(?:\\.[^"\\]*)*"')
-_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-# Levels read member by member when the body cannot be read whole: the top-level object, then its members
-# (`profiles`, `audiences`), so each profile and each `audiences` entry is read, or refused, on its own.
-_LEVELS = 2
-
-
-def _utf8_text(raw_body: bytes) -> str:
-    """The body as text: strictly UTF-8 (RFC 8259 §8.1), a leading UTF-8 byte order mark ignored (§8.1 allows it).
-
-    Raises:
-        BodyEncodingError: bytes that are not UTF-8, or NUL bytes (what UTF-16 and UTF-32 JSON is full of;
-            JSON text never holds one).
-    """
-    if b"\x00" in raw_body:
-        raise BodyEncodingError("the body holds NUL bytes, as UTF-16 or UTF-32 text does: send JSON encoded as UTF-8")
-    try:
-        return raw_body.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise BodyEncodingError(f"the body is not UTF-8 (byte {error.start}): send JSON encoded as UTF-8") from None
-
-
-def parse_json(raw_body: bytes) -> object:
-    """Parse a request body as strict JSON (RFC 8259: UTF-8, no NaN or Infinity, which HubSpot cannot store).
-
-    A profile (or an entry of `audiences`, or any member of a top-level member) that Python cannot read, nested
-    deeper than its recursion limit (about 1,000 levels) or an integer of more than 4,300 digits, is returned
-    as an `Unreadable` in its place, so it alone is refused.
-
-    Raises:
-        BodyEncodingError: not UTF-8 (see `_utf8_text`).
-        ValueError: not JSON (`json.JSONDecodeError`, with its position), or NaN or Infinity.
-    """
-    text = _utf8_text(raw_body)
-    try:
-        return _DECODER.decode(text)
-    except (RecursionError, ValueError) as error:
-        if _unreadable_reason(error) is None:
-            raise
-    value, end = _read(text, 0, _LEVELS)
-    end = _WHITESPACE.match(text, end).end()
-    if end != len(text):
-        raise json.JSONDecodeError("Extra data", text, end)
-    return value
-
-
-def _unreadable_reason(error: Exception) -> str | None:
-    """Why Python's JSON reader stopped on text that may be valid JSON; None for text that is not JSON."""
-    if isinstance(error, RecursionError):
-        return "nested too deeply to read"
-    if isinstance(error, json.JSONDecodeError | _NotJson):
-        return None
-    return "an integer of more than 4,300 digits"  # the one other ValueError of the reader: int()'s digit limit
-
-
-def _read(text: str, pos: int, levels: int) -> tuple[object, int]:
-    """The JSON value at `pos` (after whitespace) and the position after it; an object or array is read
-    member by member `levels` deep, and below that a value Python cannot read becomes `Unreadable`.
-
-    Raises:
-        ValueError: not JSON, as `parse_json`.
-    """
-    pos = _WHITESPACE.match(text, pos).end()
-    if levels and text.startswith(("{", "["), pos):
-        return _read_members(text, pos, levels - 1)
-    try:
-        return _DECODER.raw_decode(text, pos)
-    except (RecursionError, ValueError) as error:
-        reason = _unreadable_reason(error)
-        if reason is None:
-            raise
-        return Unreadable(reason), _skip(text, pos)
-
-
-def _read_members(text: str, pos: int, levels: int) -> tuple[object, int]:
-    """The object or array that opens at `pos`, each member read by `_read` with `levels`."""
-    is_object = text[pos] == "{"
-    closer = "}" if is_object else "]"
-    pos = _WHITESPACE.match(text, pos + 1).end()
-    if text.startswith(closer, pos):
-        return ({} if is_object else []), pos + 1
-    members: list[tuple[str | None, object]] = []
-    while True:
-        key = None
-        if is_object:
-            key, pos = _read_key(text, pos)
-        value, pos = _read(text, pos, levels)
-        members.append((key, value))
-        pos = _WHITESPACE.match(text, pos).end()
-        if text.startswith(closer, pos):
-            return (dict(members) if is_object else [value for _, value in members]), pos + 1
-        if not text.startswith(",", pos):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
-        pos = _WHITESPACE.match(text, pos + 1).end()
-
-
-def _read_key(text: str, pos: int) -> tuple[str, int]:
-    """The object key at `pos` and the position after its `:`."""
-    if not text.startswith('"', pos):
-        raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, pos)
-    key, pos = _DECODER.raw_decode(text, pos)
-    pos = _WHITESPACE.match(text, pos).end()
-    if not text.startswith(":", pos):
-        raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
-    return key, pos + 1
-
-
-def _skip(text: str, pos: int) -> int:
-    """The position after the value at `pos`, found without reading it: past a number, or past an array or
-    object by counting its brackets (those in strings aside). Its inside is not checked: it is refused anyway.
-
-    Raises:
-        json.JSONDecodeError: the brackets never close.
-    """
-    if not text.startswith(("[", "{"), pos):  # only an integer fails to read without nesting
-        return _NUMBER.match(text, pos).end()
-    depth = 0
-    for match in _STRUCTURE.finditer(text, pos):
-        run = match.group()
-        if run[0] in "[{":
-            depth += len(run)
-        elif run[0] != '"':
-            if len(run) >= depth:
-                return match.start() + depth
-            depth -= len(run)
-    raise json.JSONDecodeError("Unterminated array or object", text, pos)
 
 
 def validation_detail(error: ValidationError, root: str) -> str:
@@ -353,7 +172,7 @@ def split_profiles(
                     f"its {len(new)} audiences not named by the profiles before it would make "
                     f"{len(named) + len(new)} in this request; at most {max_audiences_per_request} per request"
                 )
-                raise _Refused("TOO_MANY_AUDIENCES", detail)
+                raise _Refused(Reason.TOO_MANY_AUDIENCES, detail)
         except _Refused as refused:
             rejections.append(Rejection(index=index, reason=refused.reason, detail=refused.detail))
             continue
@@ -381,32 +200,34 @@ def _profile_content(
         _Refused: the profile is not a valid one, or has more than `max_audiences` distinct audiences.
     """
     if isinstance(raw, Unreadable):
-        raise _Refused("INVALID_PROFILE", f"profile: {raw.reason}")
+        raise _Refused(Reason.INVALID_PROFILE, f"profile: {raw.reason}")
     try:
         profile = Profile.model_validate(raw)
     except ValidationError as error:
         location = error.errors()[0]["loc"]
-        reason = "INVALID_MEMBERSHIP" if location[:1] == ("segmentMembership",) else "INVALID_PROFILE"
+        reason: RejectionReason = (
+            Reason.INVALID_MEMBERSHIP if location[:1] == ("segmentMembership",) else Reason.INVALID_PROFILE
+        )
         raise _Refused(reason, validation_detail(error, "profile")) from None
     try:
         email = contact_email(profile.identityMap)
     except InvalidEmailError as error:
-        raise _Refused("INVALID_EMAIL", str(error)) from None
+        raise _Refused(Reason.INVALID_EMAIL, str(error)) from None
     try:
         attributes = _attributes(profile, null_clears)
     except ValueError as error:
-        raise _Refused("INVALID_ATTRIBUTE", str(error)) from None
+        raise _Refused(Reason.INVALID_ATTRIBUTE, str(error)) from None
     # Each distinct audience becomes a HubSpot property: too many are refused before any is checked.
     audience_count = len(
         {audience_id for memberships in profile.segmentMembership.values() for audience_id in memberships}
     )
     if audience_count > max_audiences:
         detail = f"segmentMembership: {audience_count} audiences; at most {max_audiences} per profile"
-        raise _Refused("TOO_MANY_AUDIENCES", detail)
+        raise _Refused(Reason.TOO_MANY_AUDIENCES, detail)
     try:
         audiences = _audiences(profile, request, received_at)
     except ValueError as error:
-        raise _Refused("INVALID_MEMBERSHIP", str(error)) from None
+        raise _Refused(Reason.INVALID_MEMBERSHIP, str(error)) from None
     return email, attributes, audiences
 
 
@@ -419,9 +240,9 @@ def _check_size(update: ProfileUpdate, limit: int) -> None:
     try:
         size = len(encode_message([update]).encode())
     except ValueError:
-        raise _Refused("INVALID_PROFILE", "text that is not valid Unicode") from None
+        raise _Refused(Reason.INVALID_PROFILE, "text that is not valid Unicode") from None
     if size > limit:
-        raise _Refused("PROFILE_TOO_LARGE", f"the profile encodes to {size} bytes; at most {limit}")
+        raise _Refused(Reason.PROFILE_TOO_LARGE, f"the profile encodes to {size} bytes; at most {limit}")
 
 
 def _within_answer_budget(rejections: list[Rejection]) -> list[Rejection]:

@@ -1,0 +1,1 @@
+"""The ingest use case: a webhook request authenticated, read, split into per-profile checks and queued."""
