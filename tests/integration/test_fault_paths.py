@@ -9,12 +9,9 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
 
-from hubspot_destination.hubspot.client import (
-    HubSpotAuthError,
-    HubSpotClient,
-    HubSpotNoTimeLeft,
-    HubSpotTransientError,
-)
+from hubspot_destination.domain.deadline import Deadline
+from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.hubspot.errors import HubSpotAuthError, HubSpotNoTimeLeft, HubSpotTransientError
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, LocalPipeline
@@ -168,38 +165,43 @@ def test_no_hubspot_request_outlives_the_invocation(pipeline_env):
     with hubspot:
         client = HubSpotClient(lambda refresh=False: EMULATOR_TOKEN, base_url=hubspot.base_url, timeout_s=10)
         assert client.longest_request_s == 2 * (3 + 10) + 4  # attempts x (connect + read) + the wait between
-        client.time_left_s = lambda: 1.5  # less than an answer takes: one attempt, cut off in time
         started = time.monotonic()
         with pytest.raises(HubSpotTransientError):
-            client.list_properties()
+            client.list_properties(Deadline.after(1.5))  # less than an answer takes: one attempt, cut off in time
         assert time.monotonic() - started < 2.5
-        client.time_left_s = lambda: 0.5  # not even worth sending
         with pytest.raises(HubSpotNoTimeLeft):
-            client.list_properties()
+            client.list_properties(Deadline.after(0.5))  # not even worth sending
         assert len(hubspot.snapshot()["requests"]) == 1
-        client.time_left_s = lambda: 60.0  # time enough: the answer comes, late as it is
-        assert client.list_properties()
+        assert client.list_properties(Deadline.after(60.0))  # time enough: the answer comes, late as it is
 
 
 def test_a_pacing_wait_longer_than_the_time_left_sends_nothing_and_waits_for_nothing(pipeline_env):
     with emulator() as hubspot:
         client = HubSpotClient(lambda refresh=False: EMULATOR_TOKEN, base_url=hubspot.base_url, requests_per_10s=1)
         client.list_properties()  # the next request may go 10 s later
-        client.time_left_s = lambda: 5.0
         started = time.monotonic()
         with pytest.raises(HubSpotNoTimeLeft):
-            client.list_properties()
+            client.list_properties(Deadline.after(5.0))
         assert time.monotonic() - started < 1
         assert len(hubspot.snapshot()["requests"]) == 1
 
 
+class _Shrinking:
+    """A deadline whose time left is read from a list: what the invocation has at each attempt."""
+
+    def __init__(self, *left_s: float):
+        self._left = iter(left_s)
+
+    def left_s(self) -> float:
+        return next(self._left)
+
+
 def test_a_401_with_no_time_left_to_try_a_fresh_token_stays_an_auth_fault(pipeline_env):
-    left = iter([60.0, 0.5])  # time for the first attempt, none once the token was fetched again
     with emulator() as hubspot:
         client = HubSpotClient(lambda refresh=False: "revoked-token", base_url=hubspot.base_url)
-        client.time_left_s = lambda: next(left)
+        # Time for the first attempt, none once the token was fetched again.
         with pytest.raises(HubSpotAuthError):
-            client.list_properties()
+            client.list_properties(_Shrinking(60.0, 0.5))
 
 
 def test_contacts_not_sent_for_lack_of_time_are_requeued_without_counting_an_attempt(pipeline_env):

@@ -1,15 +1,15 @@
 """Environment variables of each Lambda function, as pydantic models that fail at cold start.
 
-A missing or malformed variable raises `pydantic.ValidationError` when the handler module is
-imported, so a misconfigured deployment fails loudly on its first invocation instead of
-half-working.
+Both functions' settings extend `QueueSettings` (what they share: the activation queue and how its messages
+are packed). A missing or malformed variable raises `pydantic.ValidationError` when the handler module is
+imported, so a misconfigured deployment fails loudly on its first invocation instead of half-working.
 """
 
 from pydantic import Field, HttpUrl
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# SQS's largest message (1 MiB); the template sets the queue's MaximumMessageSize to the same value.
-SQS_MAX_MESSAGE_BYTES = 1_048_576
+from hubspot_destination.limits import SQS_MAX_DELAY_S, SQS_MAX_MESSAGE_BYTES
+
 # Each distinct audience becomes one custom HubSpot contact property, of which a portal has a limited number
 # (commonly cited: 1,000 per object; hubspot-api.md §2.5); AEP sends the memberships of the audiences mapped to
 # the dataflow only (aep-payload.md §1.5), rarely more than a few dozen.
@@ -17,19 +17,27 @@ DEFAULT_MAX_AUDIENCES_PER_PROFILE = 100
 DEFAULT_MAX_AUDIENCES_PER_REQUEST = 250
 
 
-class IngestSettings(BaseSettings):
-    """Settings of the ingest function (API Gateway → SQS)."""
+class QueueSettings(BaseSettings):
+    """What both functions share: the activation queue, the size of its messages (the template sets the queue's
+    MaximumMessageSize to the same value), how many profiles one carries, and how long secrets are cached."""
 
     model_config = SettingsConfigDict(frozen=True)
 
-    queue_url: str = Field(alias="QUEUE_URL", min_length=1)
+    queue_url: str = Field(alias="QUEUE_URL", min_length=1, description="The activation queue.")
+    max_message_bytes: int = Field(
+        default=SQS_MAX_MESSAGE_BYTES, alias="MAX_MESSAGE_BYTES", ge=1024, le=SQS_MAX_MESSAGE_BYTES
+    )
+    max_profiles_per_message: int = Field(default=50, alias="MAX_PROFILES_PER_MESSAGE", ge=1, le=500)
+    secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
+
+
+class IngestSettings(QueueSettings):
+    """Settings of the ingest function (API Gateway → SQS)."""
+
     webhook_secret_id: str = Field(
         alias="WEBHOOK_SECRET_ID",
         min_length=1,
         description='Secrets Manager id whose SecretString is {"bearerTokens": [...], "signingSecrets": [...]}',
-    )
-    max_message_bytes: int = Field(
-        default=SQS_MAX_MESSAGE_BYTES, alias="MAX_MESSAGE_BYTES", ge=1024, le=SQS_MAX_MESSAGE_BYTES
     )
     max_body_bytes: int = Field(
         default=5_000_000,
@@ -52,9 +60,7 @@ class IngestSettings(BaseSettings):
         ge=1,
         description="Distinct audiences the accepted profiles of one request may carry; a profile past it is refused.",
     )
-    max_profiles_per_message: int = Field(default=50, alias="MAX_PROFILES_PER_MESSAGE", ge=1, le=500)
     signature_tolerance_seconds: int = Field(default=300, alias="SIGNATURE_TOLERANCE_SECONDS", ge=1)
-    secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
     null_clears: bool = Field(
         default=False,
         alias="NULL_CLEARS",
@@ -62,10 +68,8 @@ class IngestSettings(BaseSettings):
     )
 
 
-class DeliverSettings(BaseSettings):
+class DeliverSettings(QueueSettings):
     """Settings of the deliver function (SQS → HubSpot)."""
-
-    model_config = SettingsConfigDict(frozen=True)
 
     hubspot_token_secret_id: str = Field(alias="HUBSPOT_TOKEN_SECRET_ID", min_length=1)
     hubspot_base_url: HttpUrl = Field(default=HttpUrl("https://api.hubapi.com"), alias="HUBSPOT_BASE_URL")
@@ -99,14 +103,9 @@ class DeliverSettings(BaseSettings):
         ge=1,
         description="Audience properties created per invocation; contacts waiting for the others are requeued.",
     )
-    queue_url: str = Field(alias="QUEUE_URL", min_length=1, description="The activation queue, for requeues.")
-    max_message_bytes: int = Field(
-        default=SQS_MAX_MESSAGE_BYTES, alias="MAX_MESSAGE_BYTES", ge=1024, le=SQS_MAX_MESSAGE_BYTES
-    )
     dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     max_delivery_attempts: int = Field(default=8, alias="MAX_DELIVERY_ATTEMPTS", ge=1)
-    retry_base_delay_seconds: int = Field(default=10, alias="RETRY_BASE_DELAY_SECONDS", ge=0, le=900)
-    max_profiles_per_message: int = Field(default=50, alias="MAX_PROFILES_PER_MESSAGE", ge=1, le=500)
+    retry_base_delay_seconds: int = Field(default=10, alias="RETRY_BASE_DELAY_SECONDS", ge=0, le=SQS_MAX_DELAY_S)
     max_concurrency: int = Field(default=2, alias="MAX_CONCURRENCY", ge=1)
     strict_properties: bool = Field(
         default=False,
@@ -115,9 +114,11 @@ class DeliverSettings(BaseSettings):
     )
     number_decimal_places: int | None = Field(default=None, alias="NUMBER_DECIMAL_PLACES", ge=0, le=20)
     number_thousands_separator: str | None = Field(default=None, alias="NUMBER_THOUSANDS_SEPARATOR", max_length=1)
-    throttle_requeue_seconds: int = Field(default=30, alias="THROTTLE_REQUEUE_SECONDS", ge=0, le=900)
-    daily_limit_requeue_seconds: int = Field(default=900, alias="DAILY_LIMIT_REQUEUE_SECONDS", ge=0, le=900)
-    auth_failure_requeue_seconds: int = Field(default=300, alias="AUTH_FAILURE_REQUEUE_SECONDS", ge=0, le=900)
+    throttle_requeue_seconds: int = Field(default=30, alias="THROTTLE_REQUEUE_SECONDS", ge=0, le=SQS_MAX_DELAY_S)
+    daily_limit_requeue_seconds: int = Field(default=900, alias="DAILY_LIMIT_REQUEUE_SECONDS", ge=0, le=SQS_MAX_DELAY_S)
+    auth_failure_requeue_seconds: int = Field(
+        default=300, alias="AUTH_FAILURE_REQUEUE_SECONDS", ge=0, le=SQS_MAX_DELAY_S
+    )
     contact_versions_table: str = Field(alias="CONTACT_VERSIONS_TABLE", min_length=1)
     contact_lease_seconds: int = Field(
         default=90, alias="CONTACT_LEASE_SECONDS", ge=1, description="Longer than the function timeout."
@@ -127,4 +128,3 @@ class DeliverSettings(BaseSettings):
         default=16, alias="CONTACT_VERSIONS_CONCURRENCY", ge=1, le=64, description="Lease writes in flight at once."
     )
     property_cache_seconds: int = Field(default=300, alias="PROPERTY_CACHE_SECONDS", ge=0)
-    secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
