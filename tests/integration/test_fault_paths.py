@@ -16,6 +16,7 @@ from hubspot_destination.hubspot.client import (
     HubSpotTransientError,
 )
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
+from hubspot_local.event_source_mapping import queue_depth
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, LocalPipeline
 from tests.conftest import emf_metrics, queued_messages
@@ -49,15 +50,9 @@ def run_with(emulator, *, drain_kwargs=None):
             "emails": {c["properties"]["email"] for c in emulator.snapshot()["contacts"]},
             "written": {c["properties"]["email"]: c["properties"] for c in emulator.snapshot()["contacts"]},
             "dead_letters": pipeline.dead_letters(),
-            "left_on_queue": len(queued_messages(pipeline)) + pipeline_pending(pipeline),
+            "left_on_queue": queue_depth(pipeline.sqs, pipeline.queue_url).total,
             "requests": emulator.snapshot()["requests"],
         }
-
-
-def pipeline_pending(pipeline) -> int:
-    names = ["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes[name]) for name in names)
 
 
 def emulator(**kwargs) -> HubSpotEmulator:
