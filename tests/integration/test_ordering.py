@@ -13,7 +13,7 @@ from hubspot_destination.audiences import audience_property_name
 from hubspot_destination.ordering import ContactVersions, VersionsNotRecorded, WrittenVersions, contact_key, epoch_us
 from hubspot_local.pipeline import VERSIONS_TABLE
 from tests.conftest import queued_messages
-from tests.helpers import HookedClient
+from tests.helpers import HookedClient, assert_all_accounted_for
 
 AUD = audience_property_name("aud-1")
 
@@ -52,9 +52,11 @@ def purge(pipeline):
 
 
 def deliver(pipeline, *bodies):
+    """Send each body (one `enqueue` took off the queue) and drain the queue after each."""
     for body in bodies:
         pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
         pipeline.drain()
+    assert_all_accounted_for(pipeline)
 
 
 def contact(pipeline) -> dict:
@@ -120,10 +122,12 @@ def test_a_contact_leased_by_another_invocation_is_requeued_not_written(pipeline
     [lease] = versions.acquire(["user1@example.com"]).leases.values()
     pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
     pipeline.drain(max_wait_s=0)
+    assert_all_accounted_for(pipeline, queued=1)  # requeued: the contact is leased
     assert pipeline.emulator.snapshot()["contacts"] == []
     assert pipeline.dead_letters() == []
     versions.release([lease], {})
     pipeline.drain(max_wait_s=10)  # the requeued copy comes back after its short delay
+    assert_all_accounted_for(pipeline)
     assert contact(pipeline)["city"] == "York"
 
 
