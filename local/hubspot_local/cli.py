@@ -11,8 +11,8 @@ hubspot-destination bench [--profiles N] [--tier T] [--json]
 hubspot-destination chaos [--profiles N] [--seed S] [--json]
 
 Exit status: 0 when the command did what it checks (`replay`: every accepted profile written; `bench`: every
-profile written or dead-lettered; `chaos`: nothing lost or wrong), 1 when it did not, 2 for a bad command line
-or file.
+profile written or dead-lettered; `chaos`: nothing lost or wrong), 1 when it did not, 2 on an error (one line
+on stderr: a bad argument or file, an unreachable or refusing HubSpot or AWS, ...), 130 when interrupted.
 """
 
 import argparse
@@ -21,9 +21,12 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from hubspot_destination.hubspot.client import HubSpotError
 from hubspot_destination.queue import DEAD_LETTER_REASONS
 from hubspot_local import bench, chaos, dead_letters
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
@@ -111,6 +114,9 @@ def _replay(args: argparse.Namespace) -> int:
     """Exit status 0 when ingest answered 202 and every profile it accepted was written, else 1 (a smoke test)."""
     if args.time_limit <= 0:
         raise ValueError("--time-limit must be more than 0 seconds")
+    url = urlsplit(args.hubspot_url) if args.hubspot_url is not None else None
+    if url is not None and (url.scheme not in ("http", "https") or not url.netloc):
+        raise ValueError(f"--hubspot-url {args.hubspot_url!r} is not an http(s) URL (e.g. https://api.hubapi.com)")
     portal = load_portal(args.portal) if args.portal else None
 
     def progress(elapsed_s: float, depth: QueueDepth) -> None:
@@ -239,9 +245,17 @@ def _add_queue_arguments(command: argparse.ArgumentParser, *, need_source: bool)
     command.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, like every other error of the command (`--help` shows
+    the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (README, "Local tools")."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     replay_cmd = commands.add_parser("replay", help="run a request body or API Gateway event through the pipeline")
@@ -307,8 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `hubspot-destination` console script; returns the exit status."""
+    """Entry point of the `hubspot-destination` console script; returns the exit status (module doc).
+
+    Every error ends the command with one line on stderr, never a traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -316,8 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`| head`): stop quietly, and keep Python from failing to flush at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (OSError, ValueError) as error:
-        print(f"hubspot-destination: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, HubSpotError, RuntimeError) as error:
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a bug: still one line, with what it was
+        print(f"{PROG}: internal error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -26,7 +26,7 @@ from moto import mock_aws
 from moto.sqs.models import sqs_backends
 from pydantic import ValidationError
 
-from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.hubspot.client import HubSpotClient, HubSpotError
 from hubspot_destination.identity import emails_in_identity_map
 from hubspot_destination.observability import logger
 from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, decode_message
@@ -207,6 +207,14 @@ class LocalPipeline:
         self._updated_at: dict[str, str] = {}  # emulator contact id -> its updatedAt when the pipeline started
 
     def __enter__(self) -> "LocalPipeline":
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()  # what was started (moto, the emulator, the log stream) is undone
+            raise
+        return self
+
+    def _start(self) -> None:
         stack = self._stack
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",
@@ -236,7 +244,7 @@ class LocalPipeline:
             )
         if self.emulator is not None:
             self._updated_at = {c["id"]: c["updatedAt"] for c in self.emulator.snapshot()["contacts"]}
-        base_url = self._hubspot_url or self.emulator.base_url
+        self.base_url = base_url = self._hubspot_url or self.emulator.base_url
         token = os.environ.get("HUBSPOT_ACCESS_TOKEN", "") if self._hubspot_url else EMULATOR_TOKEN
         if not token:
             raise ValueError("set HUBSPOT_ACCESS_TOKEN to write to a real portal")
@@ -280,7 +288,6 @@ class LocalPipeline:
             self.ingest_module = load_handler_module("ingest")
             self.deliver_module = load_handler_module("deliver")
         self.hubspot_client = HubSpotClient(lambda refresh=False: self._token, base_url=base_url)
-        return self
 
     def set_sender_credentials(self, bearer_tokens: list[str], signing_secrets: list[str]) -> None:
         """Replace the webhook secret (as a rotation in Secrets Manager would) and drop cached copies."""
@@ -306,6 +313,20 @@ class LocalPipeline:
         answer = {"status": response["statusCode"], "body": parsed}
         self.ingested.append((raw_body, answer))
         return answer
+
+    def check_hubspot(self) -> None:
+        """Read the portal's properties once, so that a refused token or an unreachable HubSpot is reported
+        before anything is sent.
+
+        Raises:
+            ValueError: HubSpot refused the token or the request, or could not be reached (one line).
+        """
+        try:
+            self.hubspot_client.list_properties()
+        except HubSpotError as error:
+            if error.status is None:  # no answer: connection refused, DNS, timeout
+                raise ValueError(f"HubSpot at {self.base_url} could not be reached: {error.message}") from None
+            raise ValueError(f"HubSpot at {self.base_url} refused the request: {error}") from None
 
     def drain(
         self,
@@ -502,12 +523,15 @@ def replay(
         progress: see `LocalPipeline.drain`.
 
     Raises:
-        ValueError: FILE is not JSON, or a real portal was asked for without `HUBSPOT_ACCESS_TOKEN`.
+        ValueError: FILE is not JSON; a real portal was asked for without `HUBSPOT_ACCESS_TOKEN`, or it
+            refused the token or could not be reached.
         HubSpotError: a real portal failed while it was read back after delivery.
     """
     raw_body, template = read_request(path)
     handler_log = _Tee(echo)
     with LocalPipeline(hubspot_url=hubspot_url, portal=portal, handler_output=handler_log, faults=faults) as pipeline:
+        if hubspot_url:
+            pipeline.check_hubspot()
         ingest = pipeline.ingest(raw_body, template)
         delivery = pipeline.drain(time_limit_s=time_limit_s, progress=progress)
         accounting = pipeline.accounting()
