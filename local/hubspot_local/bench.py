@@ -69,7 +69,8 @@ class BenchResult:
     `ingest_ms_p50`/`_p99`: wall time of each 1,000-profile ingest request, in ms; `ingest_sqs_ms_p50`/`_p99`:
     the part of it spent in moto's SQS (SendMessageBatch, waiting for the delivery threads' moto calls
     included). `ingest_ms_empty_queue`: the first request, sent into an empty queue before delivery starts.
-    `contacts_written` and `dead_letters` check that every profile arrived. Where the time went, in
+    `contacts_written`, `dead_letters`, `still_queued` and `lost` account for every profile (see
+    `accounting.Accounting`: written means its contact was written during the run). Where the time went, in
     seconds: `deliver_busy_s` (deliver invocations' wall time, all environments together), and
     `moto_dynamodb_s` / `moto_sqs_s` (moto's own work in DynamoDB, all of it the deliver function's contact
     versions, and in SQS, ingest included).
@@ -91,9 +92,16 @@ class BenchResult:
     deliver_invocations: int
     contacts_written: int
     dead_letters: int
+    still_queued: int
+    lost: int
     deliver_busy_s: float
     moto_dynamodb_s: float
     moto_sqs_s: float
+
+    @property
+    def all_settled(self) -> bool:
+        """Every profile was written or dead-lettered: none lost, none left on the queue."""
+        return not self.still_queued and not self.lost
 
     def as_dict(self) -> dict:
         """The `--json` object."""
@@ -177,7 +185,7 @@ def run_bench(profiles: int = 20_000, tier: str = "professional", concurrency: i
         ingest(bodies[0])
         stats = feed_and_drain(mapping, lambda: [ingest(body) for body in bodies[1:]], output)
         snapshot = emulator.snapshot()
-        dead_letters = len(pipeline.dead_letters())
+        accounting = pipeline.accounting()
     requests = snapshot["requests"]
     upserts = [r for r in requests if r["path"] == UPSERT_PATH and r["status"] is not None and r["status"] < 300]
     accepted = [r for r in requests if r["status"] != 429]
@@ -199,8 +207,10 @@ def run_bench(profiles: int = 20_000, tier: str = "professional", concurrency: i
         ingest_sqs_ms_p99=round(percentile(ingest_sqs_ms, 0.99), 1),
         ingest_ms_empty_queue=round(ingest_ms[0], 1),
         deliver_invocations=stats.invocations,
-        contacts_written=len(snapshot["contacts"]),
-        dead_letters=dead_letters,
+        contacts_written=len(accounting.written),
+        dead_letters=len(accounting.dead_lettered),
+        still_queued=len(accounting.queued),
+        lost=len(accounting.lost),
         deliver_busy_s=round(stats.invocation_seconds, 1),
         moto_dynamodb_s=round(moto_timer.service_seconds("dynamodb"), 1),
         moto_sqs_s=round(moto_timer.service_seconds("sqs"), 1),

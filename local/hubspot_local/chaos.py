@@ -34,7 +34,7 @@ from hubspot_local.bench import MAX_CONCURRENCY
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.emulator.faults import FaultInjector
 from hubspot_local.emulator.ratelimit import TIERS
-from hubspot_local.event_source_mapping import EventSourceMapping, MappingChaos
+from hubspot_local.event_source_mapping import EventSourceMapping, MappingChaos, queue_depth
 from hubspot_local.load import environment, feed_and_drain, load_deliver_environments, thread_safe_moto
 from hubspot_local.pipeline import BATCH_SIZE, EMULATOR_TOKEN, LocalPipeline
 
@@ -354,16 +354,6 @@ class ChaosResult:
         return {**asdict(self), "ok": self.ok}
 
 
-def _left_on_queue(pipeline: LocalPipeline) -> int:
-    names = [
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesDelayed",
-        "ApproximateNumberOfMessagesNotVisible",
-    ]
-    attributes = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes.get(name, 0)) for name in names)
-
-
 def run_chaos(profiles: int = 10_000, seed: int = 1, *, kill_rate: float = KILL_RATE) -> ChaosResult:
     """Run the pipeline under chaos on seeded input and compare the portal with the expected state.
 
@@ -407,7 +397,7 @@ def run_chaos(profiles: int = 10_000, seed: int = 1, *, kill_rate: float = KILL_
 
         def rotate_token_when_due() -> bool:
             """Rotate once HubSpot has had `rotate_after` requests (or delivery is over); True once rotated."""
-            if len(emulator.requests) < rotate_after and _left_on_queue(pipeline):
+            if len(emulator.requests) < rotate_after and queue_depth(pipeline.sqs, pipeline.queue_url).total:
                 return False
             boto3.client("secretsmanager").put_secret_value(
                 SecretId=os.environ["HUBSPOT_TOKEN_SECRET_ID"], SecretString=ROTATED_TOKEN
@@ -437,7 +427,6 @@ def run_chaos(profiles: int = 10_000, seed: int = 1, *, kill_rate: float = KILL_
         stats = feed_and_drain(mapping, feed, output)
         snapshot = emulator.snapshot()
         letters = Counter(letter["reason"] for letter in pipeline.dead_letters())
-        left = _left_on_queue(pipeline)
     findings = compare(expected, snapshot["contacts"])
     statuses = Counter(r["status"] for r in snapshot["requests"])
     seen = {f"http_{status}": n for status, n in sorted(statuses.items(), key=str) if status and status >= 300}
@@ -454,7 +443,7 @@ def run_chaos(profiles: int = 10_000, seed: int = 1, *, kill_rate: float = KILL_
         wrong=findings.wrong,
         duplicates=findings.duplicates,
         dead_letters=dict(letters),
-        left_on_queue=left,
+        left_on_queue=stats.left_on_queue.total,
         faults={
             **seen,
             "resets": statuses.get(None, 0),

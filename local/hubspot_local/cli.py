@@ -1,6 +1,7 @@
 """`hubspot-destination`: replay an activation through the local pipeline, or run the HubSpot emulator.
 
-hubspot-destination replay FILE [--json] [--hubspot-url URL] [--portal FILE]
+hubspot-destination replay FILE [--json] [--hubspot-url URL] [--portal FILE] [--faults JSON|@FILE]
+    [--time-limit S] [--verbose]
 hubspot-destination emulator [--port N] [--token T] [--portal FILE]
 hubspot-destination dead-letters (--stack-name NAME | --dlq-url URL) [--endpoint-url URL] [--region R] [--json]
     [--limit N] [--show-emails]
@@ -8,23 +9,38 @@ hubspot-destination redrive (--stack-name NAME | --dlq-url URL --queue-url URL) 
     [--reason CODE ...] [--dry-run] [--json]
 hubspot-destination bench [--profiles N] [--tier T] [--json]
 hubspot-destination chaos [--profiles N] [--seed S] [--json]
+
+Exit status: 0 when the command did what it checks (`replay`: every accepted profile written; `bench`: every
+profile written or dead-lettered; `chaos`: nothing lost or wrong), 1 when it did not, 2 on an error (one line
+on stderr: a bad argument or file, an unreachable or refusing HubSpot or AWS, ...), 130 when interrupted.
 """
 
 import argparse
-import io
 import json
 import os
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from hubspot_destination.domain.reasons import DEAD_LETTER_REASONS
+from hubspot_destination.hubspot.errors import HubSpotError
+from hubspot_destination.queue import DEAD_LETTER_REASONS
 from hubspot_local import bench, chaos, dead_letters
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.emulator.ratelimit import TIERS
-from hubspot_local.pipeline import AUDIENCE_PROPERTY_GROUP, EMULATOR_TOKEN, ReplayResult, replay
+from hubspot_local.event_source_mapping import QueueDepth
+from hubspot_local.pipeline import (
+    AUDIENCE_PROPERTY_GROUP,
+    EMULATOR_TOKEN,
+    REPLAY_TIME_LIMIT_S,
+    ReplayResult,
+    replay,
+)
+
+PROG = "hubspot-destination"
 
 
 def _print_summary(result: ReplayResult) -> None:
@@ -33,12 +49,18 @@ def _print_summary(result: ReplayResult) -> None:
     print(f"Ingest: HTTP {result.ingest['status']}", end="")
     if isinstance(body, dict) and "accepted" in body:
         print(f", {body['accepted']} profile(s) accepted, {len(body['rejected'])} rejected")
-        for rejection in body["rejected"]:
-            print(f"  rejected profile #{rejection['index']}: {rejection['reason']} ({rejection['detail']})")
     else:
         print(f": {json.dumps(body)}")
+    for rejection in result.rejected:
+        emails = ", ".join(json.dumps(email) for email in rejection["emails"]) or "no email"
+        print(f"  rejected profile #{rejection['index']} ({emails}): {rejection['reason']} ({rejection['detail']})")
+    for change in result.normalised_emails:
+        print(f"  email normalised: {json.dumps(change['given'])} -> {change['email']}")
     delivery = result.delivery
-    print(f"Delivery: {delivery['invocations']} invocation(s), {delivery['hubspot_requests']} HubSpot request(s)")
+    print(
+        f"Delivery: {delivery['invocations']} invocation(s), {delivery['hubspot_requests']} HubSpot request(s), "
+        f"{delivery['seconds']} s"
+    )
     properties = result.hubspot["properties"]
     labels = {p["name"]: p.get("label", p["name"]) for p in properties}
     audience_properties = [p for p in properties if p.get("groupName") == AUDIENCE_PROPERTY_GROUP]
@@ -54,9 +76,27 @@ def _print_summary(result: ReplayResult) -> None:
             if name not in hidden and value not in (None, ""):
                 shown = f"{labels[name]} ({name})" if name in labels else name
                 print(f"      {shown}: {value}")
-    print(f"\nDead letters ({len(result.dead_letters)}):")
+    print(f"\nAttributes dropped ({len(result.dropped_attributes)}):")
+    for dropped in result.dropped_attributes:
+        print(f"  {dropped['email']}: {dropped['property']} ({dropped['code']})")
+    print(f"Dead letters ({len(result.dead_letters)}):")
     for letter in result.dead_letters:
         print(f"  {letter['email']}: {letter['reason']} ({letter['detail']})")
+    if result.still_queued:
+        print(f"Still queued when delivery stopped ({len(result.still_queued)}):")
+        for waiting in result.still_queued:
+            print(f"  {waiting['email']}: attempt {waiting['attempt']}, due in {waiting['due_in_s']} s")
+    if result.accounting.lost:
+        print(f"Lost: neither written, dead-lettered nor queued ({len(result.accounting.lost)}):")
+        for email in result.accounting.lost:
+            print(f"  {email}")
+    print(f"\nProfiles: {result.accounting}")
+    if result.ok:
+        print("OK: every accepted profile was written.")
+    elif result.ingest["status"] != 202:
+        print("NOT OK: ingest did not take the request.")
+    else:
+        print("NOT OK: not every accepted profile was written.")
 
 
 def _faults(value: str | None) -> FaultConfig | None:
@@ -71,17 +111,35 @@ def _faults(value: str | None) -> FaultConfig | None:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    """Exit status 0 when ingest answered 202 and nothing was dead-lettered, else 1 (usable as a smoke test)."""
+    """Exit status 0 when ingest answered 202 and every profile it accepted was written, else 1 (a smoke test)."""
+    if args.time_limit <= 0:
+        raise ValueError("--time-limit must be more than 0 seconds")
+    url = urlsplit(args.hubspot_url) if args.hubspot_url is not None else None
+    if url is not None and (url.scheme not in ("http", "https") or not url.netloc):
+        raise ValueError(f"--hubspot-url {args.hubspot_url!r} is not an http(s) URL (e.g. https://api.hubapi.com)")
     portal = load_portal(args.portal) if args.portal else None
-    output = sys.stderr if args.verbose else io.StringIO()
+
+    def progress(elapsed_s: float, depth: QueueDepth) -> None:
+        print(
+            f"{PROG} replay: {elapsed_s:.0f} s, still on the queue: {depth}; stopping at {args.time_limit:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
     result = replay(
-        Path(args.file), hubspot_url=args.hubspot_url, portal=portal, handler_output=output, faults=_faults(args.faults)
+        Path(args.file),
+        hubspot_url=args.hubspot_url,
+        portal=portal,
+        echo=sys.stderr if args.verbose else None,
+        faults=_faults(args.faults),
+        time_limit_s=args.time_limit,
+        progress=progress,
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))
     else:
         _print_summary(result)
-    return 0 if result.ingest["status"] == 202 and not result.dead_letters else 1
+    return 0 if result.ok else 1
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -152,13 +210,14 @@ def _redrive(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    """Exit status 0 whatever the figures, unless a profile was neither written nor dead-lettered (1)."""
     result = bench.run_bench(profiles=args.profiles, tier=args.tier)
     if args.json:
         print(json.dumps(result.as_dict()))
-        return 0
-    for name, value in result.as_dict().items():
-        print(f"{name}: {value}")
-    return 0
+    else:
+        for name, value in result.as_dict().items():
+            print(f"{name}: {value}")
+    return 0 if result.all_settled else 1
 
 
 def _chaos(args: argparse.Namespace) -> int:
@@ -186,9 +245,17 @@ def _add_queue_arguments(command: argparse.ArgumentParser, *, need_source: bool)
     command.add_argument("--json", action="store_true", help="print one JSON object")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line, like every other error of the command (`--help` shows
+    the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (README, "Local tools")."""
-    parser = argparse.ArgumentParser(prog="hubspot-destination", description=__doc__.splitlines()[0])
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     replay_cmd = commands.add_parser("replay", help="run a request body or API Gateway event through the pipeline")
@@ -198,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.add_argument("--portal", help="pre-load the emulator's portal from this JSON file")
     replay_cmd.add_argument("--verbose", action="store_true", help="show the handlers' logs and metrics on stderr")
     replay_cmd.add_argument("--faults", help="emulator fault injection: FaultConfig JSON or @FILE (docs/emulator.md)")
+    replay_cmd.add_argument(
+        "--time-limit",
+        type=float,
+        default=REPLAY_TIME_LIMIT_S,
+        metavar="S",
+        help=f"stop delivering after S seconds and report what is still queued (default {REPLAY_TIME_LIMIT_S:g})",
+    )
     replay_cmd.set_defaults(run=_replay)
 
     emulator_cmd = commands.add_parser("emulator", help="run the HubSpot emulator alone")
@@ -247,8 +321,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `hubspot-destination` console script; returns the exit status."""
+    """Entry point of the `hubspot-destination` console script; returns the exit status (module doc).
+
+    Every error ends the command with one line on stderr, never a traceback.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -256,8 +337,14 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`| head`): stop quietly, and keep Python from failing to flush at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (OSError, ValueError) as error:
-        print(f"hubspot-destination: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, HubSpotError, RuntimeError) as error:
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a bug: still one line, with what it was
+        print(f"{PROG}: internal error: {type(error).__name__}: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -10,7 +10,8 @@ a message to the dead-letter queue once it has been received `maxReceiveCount` t
 `ScalingConfig.MaximumConcurrency`: given one handler per execution environment, one poller per environment
 runs in its own thread on the same queue. Visibility timeouts are shortened to 0 on failure so a local run
 does not wait minutes. Delayed messages (requeued by the function for back-pressure) are waited for, up to
-`max_wait_s`.
+`max_wait_s`. A drain ends only once the queue holds no message in any state (visible, delayed, in flight;
+`queue_depth`), or when it gives up waiting, and then it says what it left (`DrainStats.left_on_queue`).
 
 `MappingChaos` adds, seeded, what the real mapping and SQS do on a bad day: an invocation that dies
 mid-batch (its response is lost and the whole batch comes back), a processed message delivered again
@@ -22,11 +23,12 @@ doomed invocation runs to its end and only its response is lost.
 import hashlib
 import json
 import logging
+import math
 import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hubspot_local.lambda_runtime import LambdaContext
 
@@ -64,6 +66,53 @@ def aws_call_checkpoint() -> None:
         raise InvocationKilled("the invocation timed out")
 
 
+@dataclass(frozen=True)
+class QueueDepth:
+    """Messages on a queue by state: `visible` (can be received now), `delayed` (sent with a delay that is not
+    over) and `in_flight` (received, and neither deleted nor visible again)."""
+
+    visible: int = 0
+    delayed: int = 0
+    in_flight: int = 0
+
+    @property
+    def total(self) -> int:
+        """Messages in any state."""
+        return self.visible + self.delayed + self.in_flight
+
+    def __str__(self) -> str:
+        return f"{self.total} message(s): {self.visible} visible, {self.delayed} delayed, {self.in_flight} in flight"
+
+
+_DEPTH_ATTRIBUTES = {
+    "visible": "ApproximateNumberOfMessages",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+}
+
+
+def _count(sqs, queue_url: str) -> QueueDepth:
+    names = list(_DEPTH_ATTRIBUTES.values())
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+    return QueueDepth(**{state: int(attributes.get(name, 0)) for state, name in _DEPTH_ATTRIBUTES.items()})
+
+
+def queue_depth(sqs, queue_url: str) -> QueueDepth:
+    """The messages on a queue in every state, from one `GetQueueAttributes` call, re-checked when it says 0.
+
+    One call counts the three states one after the other (moto evaluates each against the clock in turn), so
+    a message whose delay or visibility timeout ends between two of them is counted by neither. It is
+    visible from then on until someone receives it, so a second count sees it: the queue is taken for empty
+    only when both counts say so. (A message sent between the two counts is not covered: the mapping counts
+    again once its pollers stopped.)
+
+    Raises:
+        botocore errors of `GetQueueAttributes` (an unknown queue, ...).
+    """
+    first = _count(sqs, queue_url)
+    return first if first.total else _count(sqs, queue_url)
+
+
 @dataclass
 class DrainStats:
     """What a drain did.
@@ -74,6 +123,7 @@ class DrainStats:
     invocations that died (doomed by chaos, or past their timeout). The other chaos counters: `duplicated`
     records (processed, not deleted) and `held` batches (delivered after later ones). `first_invocation_at`
     and `last_invocation_end_at` are `time.monotonic()` readings (None before any invocation).
+    `left_on_queue`: what was on the queue when the drain ended (nothing, unless it gave up waiting).
     """
 
     invocations: int = 0
@@ -87,6 +137,7 @@ class DrainStats:
     held: int = 0
     first_invocation_at: float | None = None
     last_invocation_end_at: float | None = None
+    left_on_queue: QueueDepth = field(default_factory=QueueDepth)
 
 
 @dataclass(frozen=True)
@@ -151,7 +202,9 @@ class EventSourceMapping:
         batch_size: the mapping's `BatchSize`.
         function_timeout_s: the function's timeout, in seconds (the context's deadline).
         max_invocations: a safety stop for a run that never drains (all pollers together).
-        max_wait_s: how long to wait for delayed or in-flight messages once none is visible, in seconds.
+        max_wait_s: how long a poller waits for delayed or in-flight messages once none is visible, in
+            seconds; then it gives up.
+        time_limit_s: seconds after which `drain` starts no more invocations and gives up (None: no limit).
         batching_window_s: `MaximumBatchingWindowInSeconds`: keep receiving until the batch is full or this
             many seconds have passed since the first record arrived; 0 invokes with what one pass returned.
         chaos: seeded failures of the mapping (`MappingChaos`); None for a well-behaved mapping.
@@ -167,6 +220,7 @@ class EventSourceMapping:
         max_invocations: int = 1000,
         max_wait_s: float = 30.0,
         *,
+        time_limit_s: float | None = None,
         batching_window_s: float = 0.0,
         chaos: MappingChaos | None = None,
     ):
@@ -177,6 +231,7 @@ class EventSourceMapping:
         self._timeout_s = function_timeout_s
         self._max_invocations = max_invocations
         self._max_wait_s = max_wait_s
+        self._time_limit_s = time_limit_s
         self._window_s = batching_window_s
         self._chaos = chaos
         self._lock = threading.Lock()
@@ -224,12 +279,6 @@ class EventSourceMapping:
                 return batch_ids
             failed.add(item)
         return failed
-
-    def pending(self) -> int:
-        """Messages on the queue that are not visible yet: delayed or in flight."""
-        names = ["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
-        attributes = self._sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=names)["Attributes"]
-        return sum(int(attributes.get(name, 0)) for name in names)
 
     def _count(self, stats: DrainStats, **increments: int) -> None:
         with self._lock:
@@ -310,22 +359,35 @@ class EventSourceMapping:
             stats.invocation_seconds += stats.last_invocation_end_at - started
             stats.longest_invocation_s = max(stats.longest_invocation_s, stats.last_invocation_end_at - started)
 
-    def _run_poller(self, index: int, stats: DrainStats, inputs_done: threading.Event | None) -> None:
-        """One execution environment's poller: invoke batch after batch until the queue stays empty."""
+    def _run_poller(self, index: int, stats: DrainStats, inputs_done: threading.Event | None, deadline: float) -> bool:
+        """One execution environment's poller: invoke batch after batch until the queue stays empty.
+
+        Returns:
+            True when it stopped because the queue was empty; False when it gave up (waited `max_wait_s`
+            for messages that did not become visible, or the drain's `deadline`, a `time.monotonic()`
+            reading, passed).
+        """
         handler = self._handlers[index]
         chaos = self._chaos
         rng = random.Random(f"{chaos.seed}/{index}") if chaos is not None else None
         held: list[list] = []  # [batches still to let pass, messages] for batches held back
         idle_since = None
         while True:
+            if time.monotonic() >= deadline:
+                for _, messages in held:  # handed back, as a stopped mapping's would be after their timeout
+                    for message in messages:
+                        self._show_again(message)
+                return False
             messages = self._poll()
             if not messages and held:
                 messages = held.pop(0)[1]
             elif not messages:
                 idle_since = idle_since or time.monotonic()
-                producing = inputs_done is not None and not inputs_done.is_set()
-                if not producing and (not self.pending() or time.monotonic() - idle_since > self._max_wait_s):
-                    return
+                if inputs_done is None or inputs_done.is_set():
+                    if not queue_depth(self._sqs, self._queue_url).total:
+                        return True
+                    if time.monotonic() - idle_since > self._max_wait_s:
+                        return False
                 time.sleep(_IDLE_POLL_S)
                 continue
             elif chaos is not None and rng.random() < chaos.hold_rate:
@@ -341,22 +403,23 @@ class EventSourceMapping:
             for batch in due:
                 self._invoke(handler, batch, stats, rng)
 
-    def drain(self, inputs_done: threading.Event | None = None) -> DrainStats:
-        """Invoke the handler(s) batch after batch until the queue is empty, or only holds messages delayed
-        beyond `max_wait_s`; with `inputs_done`, not before that event is set (input is still arriving).
+    def _run_pollers(self, stats: DrainStats, inputs_done: threading.Event | None, deadline: float) -> bool:
+        """Run one poller per handler (the calling thread's own when there is one) until all have stopped.
+
+        Returns:
+            True when every poller stopped because the queue was empty.
 
         Raises:
-            RuntimeError: the queue did not drain within `max_invocations`; or a poller failed.
+            RuntimeError: the queue did not drain within `max_invocations`; or what a poller raised.
         """
-        stats = DrainStats()
         if len(self._handlers) == 1:
-            self._run_poller(0, stats, inputs_done)
-            return stats
+            return self._run_poller(0, stats, inputs_done, deadline)
+        emptied: list[bool] = []
         errors: list[BaseException] = []
 
         def poller(index: int) -> None:
             try:
-                self._run_poller(index, stats, inputs_done)
+                emptied.append(self._run_poller(index, stats, inputs_done, deadline))
             except BaseException as error:  # re-raised by drain
                 errors.append(error)
 
@@ -370,4 +433,23 @@ class EventSourceMapping:
             thread.join()
         if errors:
             raise errors[0]
-        return stats
+        return all(emptied)
+
+    def drain(self, inputs_done: threading.Event | None = None) -> DrainStats:
+        """Invoke the handler(s) batch after batch until no message is left on the queue in any state, or until
+        the pollers give up (`max_wait_s`, `time_limit_s`); with `inputs_done`, not before that event is set
+        (input is still arriving). `DrainStats.left_on_queue` says what was left.
+
+        Once the pollers stopped, the queue is counted again: a poller that found it empty may have stopped
+        while another one's invocation was sending messages, and those are drained too.
+
+        Raises:
+            RuntimeError: the queue did not drain within `max_invocations`; or a poller failed.
+        """
+        stats = DrainStats()
+        deadline = time.monotonic() + self._time_limit_s if self._time_limit_s is not None else math.inf
+        while True:
+            emptied = self._run_pollers(stats, inputs_done, deadline)
+            stats.left_on_queue = queue_depth(self._sqs, self._queue_url)
+            if not emptied or not stats.left_on_queue.total:
+                return stats

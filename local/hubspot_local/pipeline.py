@@ -7,28 +7,35 @@ for you), and the deliver handler as the SQS event source mapping would (see `ev
 
 import base64
 import contextlib
+import io
 import json
 import os
 import secrets
 import sys
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
 import boto3
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from moto.sqs.models import sqs_backends
+from pydantic import ValidationError
 
-from hubspot_destination.aws.sqs import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
-from hubspot_destination.domain.identity import emails_in_identity_map
-from hubspot_destination.domain.messages import message_email
 from hubspot_destination.hubspot.client import HubSpotClient
-from hubspot_destination.ingest.signature import sign
+from hubspot_destination.hubspot.errors import HubSpotError
+from hubspot_destination.identity import emails_in_identity_map
 from hubspot_destination.observability import logger
+from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, decode_message
+from hubspot_destination.signature import sign
+from hubspot_local.accounting import Accounting, account, dropped_attributes, sent_profiles
+from hubspot_local.dead_letters import SQS_REDRIVE_REASON
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
-from hubspot_local.event_source_mapping import EventSourceMapping
+from hubspot_local.event_source_mapping import EventSourceMapping, QueueDepth, queue_depth
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
 from hubspot_local.load import thread_safe_moto
 
@@ -42,25 +49,69 @@ DELIVER_TIMEOUT_S = 60
 AUDIENCE_PROPERTY_GROUP = "aep_audiences"
 VERSIONS_TABLE = "hubspot-destination-contact-versions"
 WEBHOOK_SECRET_NAME = "hubspot-destination/webhook"  # noqa: S105 - a secret's name, not its value
+# `replay` stops delivering after this long (profiles requeued with long delays would otherwise keep it waiting).
+REPLAY_TIME_LIMIT_S = 30.0
+PROGRESS_INTERVAL_S = 5.0  # how often a drain given `progress` reports while it runs
 
 
 @dataclass
 class ReplayResult:
-    """Everything `replay --json` prints (README, "Local tools")."""
+    """Everything `replay` prints (README, "Local tools").
+
+    `ingest`: `{"status", "body"}`; `delivery`: what `LocalPipeline.drain` returned; `accounting`: where each
+    profile went; `rejected`: `[{"index", "reason", "detail", "emails"}]`, the refused profiles with their
+    email identities as given; `normalised_emails`: `[{"given", "email"}]` for contacts keyed by another
+    spelling of the email given; `dropped_attributes`: `[{"email", "property", "code"}]` left out by the deliver
+    function; `dead_letters`: `[{"email", "reason", "detail"}]`; `still_queued`: `[{"email", "attempt",
+    "due_in_s"}]`, the profiles on the queue when delivery stopped; `hubspot`: `LocalPipeline.hubspot_state`.
+    """
 
     ingest: dict
     delivery: dict
+    accounting: Accounting
+    rejected: list[dict]
+    normalised_emails: list[dict]
+    dropped_attributes: list[dict]
     dead_letters: list[dict]
+    still_queued: list[dict]
     hubspot: dict
 
+    @property
+    def ok(self) -> bool:
+        """Ingest took the request (202) and every profile it accepted was written."""
+        return self.ingest["status"] == 202 and self.accounting.all_written
+
     def as_dict(self) -> dict:
-        """The JSON object of the CLI contract."""
+        """The JSON object of the CLI contract (`profiles` holds the accounting's counts, `lost` the emails of
+        the profiles that are neither written, dead-lettered nor queued)."""
         return {
             "ingest": self.ingest,
             "delivery": self.delivery,
+            "profiles": self.accounting.as_dict(),
+            "rejected": self.rejected,
+            "normalised_emails": self.normalised_emails,
+            "dropped_attributes": self.dropped_attributes,
             "dead_letters": self.dead_letters,
+            "still_queued": self.still_queued,
+            "lost": self.accounting.lost,
             "hubspot": self.hubspot,
         }
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A message on one of the pipeline's queues, in whatever state.
+
+    `emails`: one per profile of the body, `[None]` for a body that is not a queue message; `attempt`: the
+    body's attempt count (None when malformed); `reason` and `detail`: a dead letter's attributes (reason
+    `REDRIVEN_BY_SQS` without them); `due_in_s`: seconds until it can be received (0 when visible).
+    """
+
+    emails: list[str | None]
+    attempt: int | None
+    reason: str
+    detail: str
+    due_in_s: float
 
 
 def proxy_event(body: bytes, signing_secret: str, template: dict | None = None) -> dict:
@@ -153,8 +204,18 @@ class LocalPipeline:
         self._own_emulator = emulator is None and hubspot_url is None
         self.signing_secret = secrets.token_hex(32)
         self._stack = contextlib.ExitStack()
+        self.ingested: list[tuple[bytes, dict]] = []  # (raw body, answer) of every `ingest` call
+        self._updated_at: dict[str, str] = {}  # emulator contact id -> its updatedAt when the pipeline started
 
     def __enter__(self) -> "LocalPipeline":
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()  # what was started (moto, the emulator, the log stream) is undone
+            raise
+        return self
+
+    def _start(self) -> None:
         stack = self._stack
         for name, value in {
             "AWS_ACCESS_KEY_ID": "testing",
@@ -182,7 +243,9 @@ class LocalPipeline:
             self.emulator = stack.enter_context(
                 HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, portal=self._portal, faults=self._faults)
             )
-        base_url = self._hubspot_url or self.emulator.base_url
+        if self.emulator is not None:
+            self._updated_at = {c["id"]: c["updatedAt"] for c in self.emulator.snapshot()["contacts"]}
+        self.base_url = base_url = self._hubspot_url or self.emulator.base_url
         token = os.environ.get("HUBSPOT_ACCESS_TOKEN", "") if self._hubspot_url else EMULATOR_TOKEN
         if not token:
             raise ValueError("set HUBSPOT_ACCESS_TOKEN to write to a real portal")
@@ -226,7 +289,6 @@ class LocalPipeline:
             self.ingest_module = load_handler_module("ingest")
             self.deliver_module = load_handler_module("deliver")
         self.hubspot_client = HubSpotClient(lambda refresh=False: self._token, base_url=base_url)
-        return self
 
     def set_sender_credentials(self, bearer_tokens: list[str], signing_secrets: list[str]) -> None:
         """Replace the webhook secret (as a rotation in Secrets Manager would) and drop cached copies."""
@@ -249,11 +311,43 @@ class LocalPipeline:
             parsed = json.loads(body)
         except json.JSONDecodeError:
             parsed = body
-        return {"status": response["statusCode"], "body": parsed}
+        answer = {"status": response["statusCode"], "body": parsed}
+        self.ingested.append((raw_body, answer))
+        return answer
 
-    def drain(self, max_wait_s: float = 30.0, function_timeout_s: float = DELIVER_TIMEOUT_S) -> dict:
-        """Run the deliver handler until the queue is empty (delayed messages are waited for up to
-        `max_wait_s` seconds); returns `{"invocations", "hubspot_requests"}`."""
+    def check_hubspot(self) -> None:
+        """Read the portal's properties once, so that a refused token or an unreachable HubSpot is reported
+        before anything is sent.
+
+        Raises:
+            ValueError: HubSpot refused the token or the request, or could not be reached (one line).
+        """
+        try:
+            self.hubspot_client.list_properties()
+        except HubSpotError as error:
+            if error.status is None:  # no answer: connection refused, DNS, timeout
+                raise ValueError(f"HubSpot at {self.base_url} could not be reached: {error.message}") from None
+            raise ValueError(f"HubSpot at {self.base_url} refused the request: {error}") from None
+
+    def drain(
+        self,
+        max_wait_s: float = 30.0,
+        function_timeout_s: float = DELIVER_TIMEOUT_S,
+        *,
+        time_limit_s: float | None = None,
+        progress: Callable[[float, QueueDepth], None] | None = None,
+    ) -> dict:
+        """Run the deliver handler until no message is left on the queue in any state, or until the event
+        source mapping gives up: no message visible for `max_wait_s` seconds, or `time_limit_s` seconds in all.
+
+        Args:
+            progress: called every `PROGRESS_INTERVAL_S` seconds while the drain runs, with the seconds so far
+                and what is on the queue.
+
+        Returns:
+            `{"invocations", "hubspot_requests", "seconds", "left_on_queue": {"visible", "delayed",
+            "in_flight"}}` (messages left when it stopped).
+        """
         mapping = EventSourceMapping(
             self.sqs,
             self.queue_url,
@@ -261,35 +355,106 @@ class LocalPipeline:
             BATCH_SIZE,
             function_timeout_s,
             max_wait_s=max_wait_s,
+            time_limit_s=time_limit_s,
         )
-        with contextlib.redirect_stdout(self._handler_output):
-            stats = mapping.drain()
+        started = time.monotonic()
+        stopped = threading.Event()
+
+        def report() -> None:
+            while not stopped.wait(PROGRESS_INTERVAL_S):
+                progress(time.monotonic() - started, queue_depth(self.sqs, self.queue_url))
+
+        reporter = threading.Thread(target=report, name="drain-progress", daemon=True) if progress else None
+        if reporter is not None:
+            reporter.start()
+        try:
+            with contextlib.redirect_stdout(self._handler_output):
+                stats = mapping.drain()
+        finally:
+            stopped.set()
+            if reporter is not None:
+                reporter.join()
         client = self.deliver_module._client() if stats.invocations else None
-        return {"invocations": stats.invocations, "hubspot_requests": client.requests_sent if client else 0}
+        return {
+            "invocations": stats.invocations,
+            "hubspot_requests": client.requests_sent if client else 0,
+            "seconds": round(time.monotonic() - started, 1),
+            "left_on_queue": asdict(stats.left_on_queue),
+        }
+
+    def messages_on(self, queue_url: str) -> list[QueuedMessage]:
+        """Every message on one of the pipeline's queues whatever its state, oldest first, without receiving
+        any. SQS hands out only visible messages, so they are read from moto's store; call it while no drain
+        runs."""
+        account_id, name = queue_url.rsplit("/", 2)[-2:]
+        queue = sqs_backends[account_id][self.sqs.meta.region_name].queues[name]
+        now_ms = time.time() * 1000  # moto's visible_at and delayed_until are epoch ms
+        found = []
+        for message in list(queue._messages):
+            attributes = message.message_attributes
+            emails, attempt = _read_body(message.body)
+            found.append(
+                QueuedMessage(
+                    emails=emails,
+                    attempt=attempt,
+                    reason=attributes.get(REASON_ATTRIBUTE, {}).get("StringValue", SQS_REDRIVE_REASON),
+                    detail=attributes.get(DETAIL_ATTRIBUTE, {}).get("StringValue", ""),
+                    due_in_s=max(0.0, (max(message.visible_at, message.delayed_until) - now_ms) / 1000),
+                )
+            )
+        return found
 
     def dead_letters(self) -> list[dict]:
-        """The dead-letter queue's messages: `[{"email", "reason", "detail"}]` (read without consuming them)."""
-        letters: list[dict] = []
-        seen: set[str] = set()
-        while True:
-            answer = self.sqs.receive_message(
-                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=30
-            )
-            messages = [m for m in answer.get("Messages", []) if m["MessageId"] not in seen]
-            if not messages:
-                break
-            for message in messages:
-                seen.add(message["MessageId"])
-                attributes = message.get("MessageAttributes", {})
-                email = message_email(message["Body"])
-                letters.append(
-                    {
-                        "email": email,
-                        "reason": attributes.get(REASON_ATTRIBUTE, {}).get("StringValue", "REDRIVEN"),
-                        "detail": attributes.get(DETAIL_ATTRIBUTE, {}).get("StringValue", ""),
-                    }
-                )
-        return letters
+        """The dead letters, one per profile: `[{"email", "reason", "detail"}]` (`email` None for a message
+        that is not a queue message). Nothing is received: they stay as they are."""
+        return [
+            {"email": email, "reason": message.reason, "detail": message.detail}
+            for message in self.messages_on(self.dlq_url)
+            for email in message.emails
+        ]
+
+    def written_emails(self, emails: Iterable[str]) -> set[str]:
+        """Which of `emails` HubSpot holds as contacts written since the pipeline started.
+
+        With the emulator: contacts created, or updated (`updatedAt` changed), since then. With a real
+        portal: contacts that exist (its clock is not this machine's, and a write of the values a contact
+        already holds may leave it unchanged).
+
+        Raises:
+            HubSpotError: a real portal could not be read.
+        """
+        wanted = set(emails)
+        if self.emulator is not None:
+            return {
+                c["properties"].get("email")
+                for c in self.emulator.snapshot()["contacts"]
+                if c["properties"].get("email") in wanted and self._updated_at.get(c["id"]) != c["updatedAt"]
+            }
+        ordered = sorted(wanted)
+        return {
+            record.properties.get("email")
+            for start in range(0, len(ordered), 100)
+            for record in self.hubspot_client.batch_read_contacts_by_email(ordered[start : start + 100], ["email"])
+        }
+
+    def accounting(self, also_sent: Sequence[str] = ()) -> Accounting:
+        """Where every profile went: those of every `ingest` call, and those of `also_sent` (message bodies put
+        on the queue by other means; a body that is not a queue message counts as one profile, which must end
+        on the dead-letter queue). Call it once the drain is over.
+
+        Raises:
+            HubSpotError: a real portal could not be read.
+        """
+        profiles = [profile for body, answer in self.ingested for profile in sent_profiles(body, answer)]
+        direct = [email for body in also_sent for email in message_emails(body)]
+        accepted = [profile.email for profile in profiles if profile.email is not None] + direct
+        return account(
+            sent=len(profiles) + len(direct),
+            accepted=accepted,
+            dead_lettered=[letter["email"] for letter in self.dead_letters()],
+            queued=[email for message in self.messages_on(self.queue_url) for email in message.emails],
+            written=self.written_emails(email for email in accepted if email is not None),
+        )
 
     def hubspot_state(self, emails: list[str], attribute_names: set[str]) -> dict:
         """The contacts and custom properties as HubSpot now holds them.
@@ -316,28 +481,85 @@ class LocalPipeline:
         return {"contacts": contacts, "properties": properties}
 
 
+def _read_body(body: str) -> tuple[list[str | None], int | None]:
+    """`(the email of each profile, attempt)` of a queue message body; `([None], None)` for a body that is not
+    a queue message."""
+    try:
+        message = decode_message(body)
+    except ValidationError:
+        return [None], None
+    return [profile.email for profile in message.profiles], message.attempt
+
+
+def message_emails(body: str) -> list[str | None]:
+    """The email of each profile of a queue message body; `[None]` for a body that is not a queue message."""
+    return _read_body(body)[0]
+
+
+class _Tee(io.StringIO):
+    """Keeps what the handlers write (their logs are read afterwards) and passes it on to `echo`, if any."""
+
+    def __init__(self, echo: TextIO | None):
+        super().__init__()
+        self._echo = echo
+
+    def write(self, text: str) -> int:
+        if self._echo is not None:
+            self._echo.write(text)
+        return super().write(text)
+
+
 def replay(
     path: Path,
     hubspot_url: str | None = None,
     portal: dict | None = None,
-    handler_output: TextIO | None = None,
+    echo: TextIO | None = None,
     faults: FaultConfig | None = None,
+    time_limit_s: float = REPLAY_TIME_LIMIT_S,
+    progress: Callable[[float, QueueDepth], None] | None = None,
 ) -> ReplayResult:
-    """Run FILE through the whole local pipeline and return what happened.
+    """Run FILE through the whole local pipeline and return what happened to every profile.
+
+    Args:
+        echo: where to show the handlers' logs and metrics as they are written (`--verbose`); None: nowhere.
+        time_limit_s: delivery stops after this many seconds; what is still queued then is reported.
+        progress: see `LocalPipeline.drain`.
 
     Raises:
-        ValueError: FILE is not JSON, or a real portal was asked for without `HUBSPOT_ACCESS_TOKEN`.
+        ValueError: FILE is not JSON; a real portal was asked for without `HUBSPOT_ACCESS_TOKEN`, or it
+            refused the token or could not be reached.
+        HubSpotError: a real portal failed while it was read back after delivery.
     """
     raw_body, template = read_request(path)
-    with LocalPipeline(
-        hubspot_url=hubspot_url, portal=portal, handler_output=handler_output, faults=faults
-    ) as pipeline:
+    handler_log = _Tee(echo)
+    with LocalPipeline(hubspot_url=hubspot_url, portal=portal, handler_output=handler_log, faults=faults) as pipeline:
+        if hubspot_url:
+            pipeline.check_hubspot()
         ingest = pipeline.ingest(raw_body, template)
-        delivery = pipeline.drain()
+        delivery = pipeline.drain(time_limit_s=time_limit_s, progress=progress)
+        accounting = pipeline.accounting()
         dead_letters = pipeline.dead_letters()
+        still_queued = [
+            {"email": email, "attempt": message.attempt, "due_in_s": round(message.due_in_s, 1)}
+            for message in pipeline.messages_on(pipeline.queue_url)
+            for email in message.emails
+        ]
         emails, attribute_names = _requested_contacts(raw_body)
         hubspot = pipeline.hubspot_state(emails, attribute_names)
-    return ReplayResult(ingest=ingest, delivery=delivery, dead_letters=dead_letters, hubspot=hubspot)
+    profiles = sent_profiles(raw_body, ingest)
+    return ReplayResult(
+        ingest=ingest,
+        delivery=delivery,
+        accounting=accounting,
+        rejected=[{"index": p.index, **p.refusal, "emails": p.given} for p in profiles if p.refusal],
+        normalised_emails=[
+            {"given": p.normalised_from, "email": p.email} for p in profiles if p.normalised_from is not None
+        ],
+        dropped_attributes=dropped_attributes(handler_log.getvalue(), (p.email for p in profiles if p.email)),
+        dead_letters=dead_letters,
+        still_queued=still_queued,
+        hubspot=hubspot,
+    )
 
 
 def _requested_contacts(raw_body: bytes) -> tuple[list[str], set[str]]:

@@ -7,12 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_destination.domain.audiences import audience_property_name
+from hubspot_destination.audiences import audience_property_name
+from tests.helpers import assert_replay_accounted_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("hubspot-destination")
 HIGH_VALUE = "0b7a6c1e-3f2d-4e59-9a61-5c4d3b2a1f00"
 CART = "9e8d7c6b-5a49-4382-b1f0-e2d3c4b5a697"
+SAMPLE_EMAILS = {
+    "ana.garcia@example.com",
+    "ben.okafor@example.org",
+    "chen.li@example.net",
+    "dara.obrien@example.ie",
+    "farah.haddad@example.com",
+}
+NOTHING_WORKS = json.dumps({"error_rates": {"503": 1.0}})
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -24,7 +33,28 @@ def test_replay_json_prints_the_contract_object(event):
     done = run("replay", event, "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert set(result) == {"ingest", "delivery", "dead_letters", "hubspot"}
+    assert_replay_accounted_for(result)
+    assert set(result) == {
+        "ingest",
+        "delivery",
+        "profiles",
+        "rejected",
+        "normalised_emails",
+        "dropped_attributes",
+        "dead_letters",
+        "still_queued",
+        "lost",
+        "hubspot",
+    }
+    assert result["profiles"] == {
+        "sent": 6,
+        "refused": 1,
+        "accepted": 5,
+        "written": 5,
+        "dead_lettered": 0,
+        "still_queued": 0,
+        "lost": 0,
+    }
     assert result["ingest"]["status"] == 202
     assert result["ingest"]["body"]["accepted"] == 5
     [rejected] = result["ingest"]["body"]["rejected"]
@@ -53,8 +83,11 @@ def test_replay_summary_shows_contacts_audiences_and_the_rejected_profile():
     done = run("replay", "events/activation.json")
     assert done.returncode == 0, done.stderr
     out = done.stdout
+    assert "Profiles: 6 sent, 1 refused at ingest, 5 written, 0 dead-lettered, 0 still queued, 0 lost" in out
+    assert "OK: every accepted profile was written." in out
     assert "5 profile(s) accepted, 1 rejected" in out
-    assert "rejected profile #4: INVALID_EMAIL" in out
+    assert 'rejected profile #4 ("eve.martin@example.con"): INVALID_EMAIL' in out
+    assert 'email normalised: "  BEN.OKAFOR@Example.org " -> ben.okafor@example.org' in out
     assert "ben.okafor@example.org" in out
     assert "High Value Customers" in out
 
@@ -66,6 +99,7 @@ def test_replay_from_a_preloaded_portal_updates_the_existing_contact(tmp_path):
     )
     done = run("replay", "events/activation.json", "--json", "--portal", str(portal))
     assert done.returncode == 0, done.stderr
+    assert_replay_accounted_for(json.loads(done.stdout))
     contacts = [c for c in json.loads(done.stdout)["hubspot"]["contacts"] if c["email"] == "ana.garcia@example.com"]
     assert len(contacts) == 1
     assert contacts[0]["properties"]["phone"] == "+351 1"
@@ -94,11 +128,85 @@ def test_replay_exit_status_is_1_when_ingest_refuses_the_request(tmp_path):
     assert json.loads(done.stdout)["ingest"]["status"] == 422
 
 
+def test_replay_exits_1_and_lists_what_is_still_queued_when_nothing_can_be_written():
+    done = run("replay", "events/activation.json", "--json", "--faults", NOTHING_WORKS, "--time-limit", "2")
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert result["profiles"]["written"] == 0
+    assert result["profiles"]["still_queued"] == 5
+    assert {waiting["email"] for waiting in result["still_queued"]} == SAMPLE_EMAILS
+    assert all(waiting["attempt"] >= 1 for waiting in result["still_queued"])
+
+
+def test_a_bounded_replay_says_while_it_waits_and_after_what_is_still_queued():
+    done = run("replay", "events/activation.json", "--faults", NOTHING_WORKS, "--time-limit", "6")
+    assert done.returncode == 1, done.stderr
+    assert "still on the queue:" in done.stderr  # a progress line while it waits
+    assert "Still queued when delivery stopped (5):" in done.stdout
+    assert "0 written" in done.stdout
+    assert "NOT OK: not every accepted profile was written." in done.stdout
+
+
+def test_contacts_the_portal_already_held_do_not_count_as_written(tmp_path):
+    portal = tmp_path / "portal.json"
+    portal.write_text(json.dumps({"contacts": [{"properties": {"email": email}} for email in SAMPLE_EMAILS]}))
+    done = run(
+        "replay",
+        "events/activation.json",
+        "--json",
+        "--portal",
+        str(portal),
+        "--faults",
+        NOTHING_WORKS,
+        "--time-limit",
+        "2",
+    )
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["hubspot"]["contacts"]) == 5
+    assert result["profiles"]["written"] == 0
+
+
+def test_replay_shows_dropped_attributes_normalised_emails_and_refused_emails(tmp_path):
+    profiles = [
+        {
+            "identityMap": {"Email": [{"id": " Ada@Example.COM "}]},
+            "attributes": {
+                "firstname": "Ada",
+                "favoriteColor": "blue",  # no such property
+                "createdate": "2020-01-01",  # read-only
+                "lifecyclestage": "not-a-stage",  # not one of its options
+            },
+        },
+        {"identityMap": {"email": [{"id": "Grace@Example.con"}]}, "attributes": {"firstname": "Grace"}},
+    ]
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps({"profiles": profiles}))
+    done = run("replay", str(body), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert_replay_accounted_for(result)
+    assert result["normalised_emails"] == [{"given": " Ada@Example.COM ", "email": "ada@example.com"}]
+    [refused] = result["rejected"]
+    assert (refused["index"], refused["reason"], refused["emails"]) == (1, "INVALID_EMAIL", ["Grace@Example.con"])
+    dropped = {(d["email"], d["property"], d["code"]) for d in result["dropped_attributes"]}
+    assert dropped == {
+        ("ada@example.com", "favoriteColor", "PROPERTY_DOESNT_EXIST"),
+        ("ada@example.com", "createdate", "READ_ONLY_VALUE"),
+        ("ada@example.com", "lifecyclestage", "INVALID_OPTION"),
+    }
+    text = run("replay", str(body)).stdout
+    assert "ada@example.com: favoriteColor (PROPERTY_DOESNT_EXIST)" in text
+    assert 'email normalised: " Ada@Example.COM " -> ada@example.com' in text
+    assert 'rejected profile #1 ("Grace@Example.con"): INVALID_EMAIL' in text
+
+
 def test_replay_with_injected_faults_still_writes_every_contact():
     faults = json.dumps({"seed": 4, "error_rates": {"503": 0.3}, "reset_rate": 0.1})
     done = run("replay", "events/activation.json", "--json", "--faults", faults)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
+    assert_replay_accounted_for(result)
     assert len(result["hubspot"]["contacts"]) == 5
     assert result["dead_letters"] == []
 

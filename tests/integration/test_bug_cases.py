@@ -13,6 +13,7 @@ from hubspot_local.event_source_mapping import EventSourceMapping
 from hubspot_local.lambda_runtime import load_handler_module
 from hubspot_local.pipeline import LocalPipeline
 from tests.conftest import EVENTS
+from tests.helpers import assert_all_accounted_for
 
 AUD_1 = audience_property_name("aud-1")
 AUD_2 = audience_property_name("aud-2")
@@ -43,6 +44,7 @@ def run(pipeline, *profiles, raw_attributes=None):
     answer = pipeline.ingest(json.dumps(body).encode())
     assert answer["status"] == 202, answer
     pipeline.drain()
+    assert_all_accounted_for(pipeline)
     return answer["body"]
 
 
@@ -81,6 +83,7 @@ def test_b3_concurrent_invocations_for_a_new_email_leave_one_contact(portal_pipe
         thread.start()
     for thread in threads:
         thread.join(60)
+    assert_all_accounted_for(portal_pipeline)
     matches = [
         c for c in portal_pipeline.emulator.snapshot()["contacts"] if c["properties"]["email"] == "user4@example.com"
     ]

@@ -10,6 +10,7 @@ from hubspot_destination.domain.messages import encode_message
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import LocalPipeline
 from tests.conftest import EVENTS, bodies, emf_metrics, queued_messages
+from tests.helpers import assert_all_accounted_for
 
 HIGH_VALUE = "0b7a6c1e-3f2d-4e59-9a61-5c4d3b2a1f00"
 CART = "9e8d7c6b-5a49-4382-b1f0-e2d3c4b5a697"
@@ -34,12 +35,15 @@ def profile(email, attributes=None, audiences=None):
 def send(pipeline, *profiles):
     answer = pipeline.ingest(json.dumps({"profiles": list(profiles)}).encode())
     assert answer["status"] == 202, answer
-    return pipeline.drain()
+    stats = pipeline.drain()
+    assert_all_accounted_for(pipeline)
+    return stats
 
 
 def test_committed_sqs_event_is_delivered_with_an_empty_partial_batch_response(pipeline):
     event = json.loads((EVENTS / "sqs-deliver.json").read_text())
     response = pipeline.deliver_module.lambda_handler(event, LambdaContext("DeliverFunction", 60))
+    assert_all_accounted_for(pipeline, also_sent=[record["body"] for record in event["Records"]])
     assert response == {"batchItemFailures": []}
     contacts = contacts_by_email(pipeline)
     assert len(contacts) == 5
@@ -52,6 +56,7 @@ def test_committed_sqs_event_is_delivered_with_an_empty_partial_batch_response(p
 def test_sample_activation_end_to_end_creates_contacts_and_audience_properties(pipeline, activation_body):
     assert pipeline.ingest(activation_body)["body"]["accepted"] == 5
     delivery = pipeline.drain()
+    assert_all_accounted_for(pipeline)
     assert delivery["invocations"] == 1
     contacts = contacts_by_email(pipeline)
     assert set(contacts) == {
@@ -134,6 +139,7 @@ def enqueue_raw(pipeline, *message_bodies):
 def test_malformed_message_goes_to_the_dead_letter_queue_with_a_reason(pipeline):
     enqueue_raw(pipeline, "not json at all")
     pipeline.drain()
+    assert_all_accounted_for(pipeline, also_sent=["not json at all"])
     [letter] = pipeline.dead_letters()
     assert letter["reason"] == "MALFORMED_MESSAGE"
     assert queued_messages(pipeline) == []
@@ -148,8 +154,10 @@ def test_an_address_hubspot_refuses_is_isolated_and_dead_lettered(pipeline, acti
     good = [ProfileUpdate(email=f"user{i}@example.com", observed_at=now, request_id="r") for i in (1, 3)]
     # Bypasses ingest's own check, as a message from an older version would.
     bad = ProfileUpdate(email="user2@example.con", observed_at=now, request_id="r")
-    enqueue_raw(pipeline, encode_message([good[0], bad]), encode_message([good[1]]))
+    raw = [encode_message([good[0], bad]), encode_message([good[1]])]
+    enqueue_raw(pipeline, *raw)
     pipeline.drain()
+    assert_all_accounted_for(pipeline, also_sent=raw)
     assert set(contacts_by_email(pipeline)) == {"user1@example.com", "user3@example.com"}
     [letter] = pipeline.dead_letters()
     assert (letter["email"], letter["reason"]) == ("user2@example.con", "INVALID_EMAIL")
@@ -201,6 +209,7 @@ def test_batches_never_exceed_100_inputs(pipeline, count):
 
 def test_queue_messages_are_what_ingest_enqueued(pipeline):
     pipeline.ingest(json.dumps({"profiles": [profile("A@Example.com", {"zip": "02134"})]}).encode())
+    assert_all_accounted_for(pipeline, queued=1)  # not delivered: this test reads what was enqueued
     [message] = bodies(queued_messages(pipeline))
     assert message["email"] == "a@example.com"
     assert message["attributes"] == {"zip": "02134"}
@@ -221,6 +230,7 @@ def test_metrics_count_profiles_and_time_each_hubspot_request(pipeline_env, acti
     with LocalPipeline(handler_output=output) as running:
         assert running.ingest(activation_body)["status"] == 202
         running.drain()
+        assert_all_accounted_for(running)
         requests = len(running.emulator.snapshot()["requests"])
     metrics = emf_metrics(output.getvalue())
     assert sum(metrics["ProfilesAccepted"]) == 5

@@ -16,6 +16,7 @@ from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, LocalPipeline
 from tests.conftest import emf_metrics, queued_messages
+from tests.helpers import assert_all_accounted_for
 
 PROFILES = [
     {
@@ -36,25 +37,20 @@ def fast_requeues(pipeline_env, monkeypatch):
     monkeypatch.setenv("HUBSPOT_TIMEOUT_SECONDS", "1")
 
 
-def run_with(emulator, *, drain_kwargs=None):
+def run_with(emulator, *, drain_kwargs=None, queued=0):
+    """Ingest `PROFILES` and drain; `queued`: profiles expected to be left on the queue."""
     with emulator, LocalPipeline(emulator=emulator) as pipeline:
         assert pipeline.ingest(json.dumps({"profiles": PROFILES}).encode())["status"] == 202
         # Long enough for profiles requeued several times (1 s, 2 s, 4 s, ... locally) to come back; the
         # drain ends as soon as the queue is empty.
         pipeline.drain(**(drain_kwargs or {"max_wait_s": 150}))
+        assert_all_accounted_for(pipeline, queued=queued)
         return {
             "emails": {c["properties"]["email"] for c in emulator.snapshot()["contacts"]},
             "written": {c["properties"]["email"]: c["properties"] for c in emulator.snapshot()["contacts"]},
             "dead_letters": pipeline.dead_letters(),
-            "left_on_queue": len(queued_messages(pipeline)) + pipeline_pending(pipeline),
             "requests": emulator.snapshot()["requests"],
         }
-
-
-def pipeline_pending(pipeline) -> int:
-    names = ["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
-    attributes = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_url, AttributeNames=names)["Attributes"]
-    return sum(int(attributes[name]) for name in names)
 
 
 def emulator(**kwargs) -> HubSpotEmulator:
@@ -93,9 +89,9 @@ def test_ten_secondly_429_with_no_time_left_is_requeued_not_dead_lettered(fast_r
 
 
 def test_daily_limit_stops_calls_and_keeps_everything_on_the_queue(pipeline_env):
-    outcome = run_with(emulator(daily_limit=3), drain_kwargs={"max_wait_s": 0})
+    # The profiles wait on the queue, requeued with a delay.
+    outcome = run_with(emulator(daily_limit=3), drain_kwargs={"max_wait_s": 0}, queued=len(PROFILES))
     assert outcome["dead_letters"] == []
-    assert outcome["left_on_queue"] >= 1  # the profiles wait on the queue (requeued with a delay)
     assert outcome["emails"] == set()
     daily = [r for r in outcome["requests"] if r["status"] == 429]
     assert len(daily) == 1  # after the DAILY 429, HubSpot is not called again
@@ -103,9 +99,8 @@ def test_daily_limit_stops_calls_and_keeps_everything_on_the_queue(pipeline_env)
 
 def test_missing_scope_is_a_configuration_fault_that_never_dead_letters(pipeline_env):
     scopes = PRODUCT_SCOPES - {"crm.schemas.contacts.write"}
-    outcome = run_with(emulator(tokens={EMULATOR_TOKEN: scopes}), drain_kwargs={"max_wait_s": 0})
+    outcome = run_with(emulator(tokens={EMULATOR_TOKEN: scopes}), drain_kwargs={"max_wait_s": 0}, queued=len(PROFILES))
     assert outcome["dead_letters"] == []
-    assert outcome["left_on_queue"] >= 1
     assert outcome["emails"] == set()
     assert any(r["status"] == 403 for r in outcome["requests"])
 
@@ -125,6 +120,7 @@ def test_rotated_token_is_fetched_again_after_a_401(pipeline_env):
         )
         pipeline.ingest(json.dumps({"profiles": rest}).encode())
         pipeline.drain()
+        assert_all_accounted_for(pipeline)
         emails = {c["properties"]["email"] for c in hubspot.snapshot()["contacts"]}
         statuses = [r["status"] for r in hubspot.snapshot()["requests"]]
         assert pipeline.dead_letters() == []
@@ -151,6 +147,7 @@ def test_a_profile_out_of_attempts_is_dead_lettered_with_its_last_error_and_coun
         assert pipeline.ingest(json.dumps({"profiles": PROFILES[:1]}).encode())["status"] == 202
         pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody="not a queue message")
         pipeline.drain()
+        assert_all_accounted_for(pipeline, also_sent=["not a queue message"])
         letters = {letter["reason"]: letter for letter in pipeline.dead_letters()}
     assert set(letters) == {"RETRIES_EXHAUSTED", "MALFORMED_MESSAGE"}
     assert letters["RETRIES_EXHAUSTED"]["email"] == "user0@example.com"
@@ -212,6 +209,8 @@ def test_contacts_not_sent_for_lack_of_time_are_requeued_without_counting_an_att
         # 5.5 s left: the 5-s settle reserve leaves HubSpot half a second, less than a request may take.
         context = LambdaContext("DeliverFunction", 5.5)
         response = pipeline.deliver_module.lambda_handler({"Records": [{**record, "eventSource": "aws:sqs"}]}, context)
+        pipeline.sqs.delete_message(QueueUrl=pipeline.queue_url, ReceiptHandle=message["ReceiptHandle"])  # settled
+        assert_all_accounted_for(pipeline, queued=3)
         assert response == {"batchItemFailures": []}
         assert hubspot.snapshot()["requests"] == []
         assert pipeline.dead_letters() == []

@@ -15,6 +15,7 @@ from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator,
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import EMULATOR_TOKEN, WEBHOOK_SECRET_NAME, LocalPipeline, proxy_event
 from tests.conftest import EVENTS, bodies, queued_messages
+from tests.helpers import assert_all_accounted_for
 
 
 def profile(email, attributes=None, audiences=None):
@@ -274,6 +275,7 @@ def test_values_out_of_range_are_dropped_and_neighbours_written(portal_pipeline,
     )
     assert portal_pipeline.ingest(body.encode())["status"] == 202
     portal_pipeline.drain(max_wait_s=5)
+    assert_all_accounted_for(portal_pipeline)
     contacts = {c["properties"]["email"]: c["properties"] for c in portal_pipeline.emulator.snapshot()["contacts"]}
     assert contacts["innocent@example.com"]["firstname"] == "I"
     assert contacts["bad@example.com"]["firstname"] == "B"
@@ -286,6 +288,7 @@ def test_a_revoked_token_requeues_profiles_without_audiences_too(pipeline_env):
     with hubspot, LocalPipeline(emulator=hubspot, handler_output=io.StringIO()) as pipeline:
         pipeline.ingest(json.dumps({"profiles": [profile("r1@example.com", {"firstname": "R"})]}).encode())
         stats = pipeline.drain(max_wait_s=0)
+        assert_all_accounted_for(pipeline, queued=1)  # requeued until the token works again
         assert stats["invocations"] == 1  # requeued once, no crash loop
         assert pipeline.dead_letters() == []
 
@@ -311,6 +314,7 @@ def test_an_audience_property_that_cannot_be_created_affects_only_its_contacts(p
         }
         pipeline.ingest(json.dumps(body).encode())
         pipeline.drain()
+        assert_all_accounted_for(pipeline)
         contacts = {c["properties"]["email"]: c["properties"] for c in pipeline.emulator.snapshot()["contacts"]}
         letters = pipeline.dead_letters()
     assert contacts["x@example.com"]["firstname"] == "X"

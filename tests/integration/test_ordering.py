@@ -14,20 +14,14 @@ from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_destination.domain.versions import VersionsNotRecorded, WrittenVersions, contact_key, epoch_us
 from hubspot_local.pipeline import VERSIONS_TABLE
 from tests.conftest import queued_messages
+from tests.helpers import HookedClient, assert_all_accounted_for
 
 AUD = audience_property_name("aud-1")
 
 
-class FaultyDynamoDB:
-    """The real (moto) client, with chosen calls failing or sent twice: `hooks` maps a method name to
-    `hook(real_method, **arguments)`."""
-
-    def __init__(self, **hooks):
-        self._real, self._hooks = boto3.client("dynamodb"), hooks
-
-    def __getattr__(self, name):
-        real, hook = getattr(self._real, name), self._hooks.get(name)
-        return (lambda **arguments: hook(real, **arguments)) if hook else real
+def faulty_dynamodb(**hooks) -> HookedClient:
+    """The real (moto) client, with chosen calls failing or sent twice (see `HookedClient`)."""
+    return HookedClient(boto3.client("dynamodb"), **hooks)
 
 
 def throttled(operation: str) -> ClientError:
@@ -59,9 +53,11 @@ def purge(pipeline):
 
 
 def deliver(pipeline, *bodies):
+    """Send each body (one `enqueue` took off the queue) and drain the queue after each."""
     for body in bodies:
         pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
         pipeline.drain()
+    assert_all_accounted_for(pipeline)
 
 
 def contact(pipeline) -> dict:
@@ -127,10 +123,12 @@ def test_a_contact_leased_by_another_invocation_is_requeued_not_written(pipeline
     [lease] = versions.acquire(["user1@example.com"]).leases.values()
     pipeline.sqs.send_message(QueueUrl=pipeline.queue_url, MessageBody=body)
     pipeline.drain(max_wait_s=0)
+    assert_all_accounted_for(pipeline, queued=1)  # requeued: the contact is leased
     assert pipeline.emulator.snapshot()["contacts"] == []
     assert pipeline.dead_letters() == []
     versions.release([lease], {})
     pipeline.drain(max_wait_s=10)  # the requeued copy comes back after its short delay
+    assert_all_accounted_for(pipeline)
     assert contact(pipeline)["city"] == "York"
 
 
@@ -199,7 +197,7 @@ def test_a_contact_dynamodb_fails_for_is_reported_and_the_others_are_leased(pipe
         return real(**arguments)
 
     emails = [f"u{i}@example.com" for i in range(20)]
-    leasing = versions_table(FaultyDynamoDB(put_item=put_item)).acquire(emails)
+    leasing = versions_table(faulty_dynamodb(put_item=put_item)).acquire(emails)
     assert set(leasing.failed) == {"u3@example.com"}
     assert set(leasing.leases) == set(emails) - {"u3@example.com"}
 
@@ -209,7 +207,8 @@ def test_a_lease_whose_answer_was_lost_is_still_ours(pipeline):
         real(**arguments)  # applied, but the answer is lost: botocore sends the same write again
         return real(**arguments)
 
-    assert set(versions_table(FaultyDynamoDB(put_item=put_item)).acquire(["a@example.com"]).leases) == {"a@example.com"}
+    versions = versions_table(faulty_dynamodb(put_item=put_item))
+    assert set(versions.acquire(["a@example.com"]).leases) == {"a@example.com"}
 
 
 def test_a_refused_batch_of_records_is_written_one_by_one(pipeline):
@@ -221,7 +220,7 @@ def test_a_refused_batch_of_records_is_written_one_by_one(pipeline):
             raise throttled("BatchWriteItem")
         return real(**arguments)
 
-    versions = versions_table(FaultyDynamoDB(batch_write_item=batch_write_item))
+    versions = versions_table(faulty_dynamodb(batch_write_item=batch_write_item))
     emails = [f"u{i}@example.com" for i in range(60)]  # batches of 25, 25 and 10
     leases = versions.acquire(emails).leases
     versions.release(leases.values(), {email: WrittenVersions({"city": 5}, {}) for email in emails})
@@ -240,7 +239,7 @@ def test_records_dynamodb_refuses_even_one_by_one_are_reported_after_the_others(
     def batch_write_item(real, **arguments):
         raise throttled("BatchWriteItem")
 
-    versions = versions_table(FaultyDynamoDB(put_item=put_item, batch_write_item=batch_write_item))
+    versions = versions_table(faulty_dynamodb(put_item=put_item, batch_write_item=batch_write_item))
     emails = [f"u{i}@example.com" for i in range(30)]
     leases = versions.acquire(emails).leases
     with pytest.raises(VersionsNotRecorded) as refused:
@@ -262,7 +261,7 @@ def test_unprocessed_keys_and_items_are_sent_again(pipeline):
         return hook
 
     versions = versions_table(
-        FaultyDynamoDB(
+        faulty_dynamodb(
             batch_get_item=unprocessed_once("batch_get_item", "UnprocessedKeys"),
             batch_write_item=unprocessed_once("batch_write_item", "UnprocessedItems"),
         )

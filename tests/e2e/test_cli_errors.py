@@ -1,0 +1,75 @@
+"""Every error of every subcommand ends `hubspot-destination` (`hubspot_local.cli:main`, the console script's
+entry point) with exactly one line on stderr and exit status 2: never a traceback, never a usage screen; and
+leaves the process as it found it (a pipeline that failed to start undoes what it started)."""
+
+import pytest
+
+from hubspot_destination.observability import logger
+from hubspot_local import load
+from hubspot_local.cli import main
+from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator
+
+SAMPLE = "events/activation.json"
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+@pytest.fixture
+def hubspot():
+    """An emulator that knows one token, `right-token`."""
+    with HubSpotEmulator(tokens={"right-token": PRODUCT_SCOPES}) as emulator:
+        yield emulator
+
+
+def exit_status(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as stop:  # argparse exits on its own
+        return stop.code
+
+
+ERRORS = {
+    "missing file": ["replay", "does-not-exist.json"],
+    "file not JSON": ["replay", "README.md"],
+    "missing argument": ["replay"],
+    "unknown option": ["replay", SAMPLE, "--colour"],
+    "bad number": ["replay", SAMPLE, "--time-limit", "soon"],
+    "time limit not positive": ["replay", SAMPLE, "--time-limit", "0"],
+    "faults not JSON": ["replay", SAMPLE, "--faults", "not json"],
+    "faults unknown status": ["replay", SAMPLE, "--faults", '{"error_rates": {"418": 0.5}}'],
+    "faults file missing": ["replay", SAMPLE, "--faults", "@does-not-exist.json"],
+    "portal not JSON": ["replay", SAMPLE, "--portal", "README.md"],
+    "not a URL": ["replay", SAMPLE, "--hubspot-url", "api.hubapi.com"],
+    "unreachable HubSpot": ["replay", SAMPLE, "--hubspot-url", UNREACHABLE],
+    "no token for a real portal": ["replay", SAMPLE, "--hubspot-url", "{hubspot}"],
+    "refused token": ["replay", SAMPLE, "--hubspot-url", "{hubspot}"],
+    "unknown command": ["deliver"],
+    "emulator faults": ["emulator", "--faults", "{"],
+    "bench profiles": ["bench", "--profiles", "0"],
+    "bench tier": ["bench", "--tier", "platinum"],
+    "chaos profiles": ["chaos", "--profiles", "0"],
+    "dead letters unreachable": ["dead-letters", "--dlq-url", f"{UNREACHABLE}/q", "--endpoint-url", UNREACHABLE],
+    "dead letters limit": ["dead-letters", "--dlq-url", "q", "--limit", "0"],
+    "redrive without a queue": ["redrive", "--dlq-url", "q"],
+}
+TOKENS = {"refused token": "wrong-token", "unreachable HubSpot": "any-token"}
+
+
+@pytest.mark.parametrize(("case", "argv"), ERRORS.items(), ids=ERRORS.keys())
+def test_every_error_is_one_line_on_stderr_and_exit_status_2(pipeline_env, monkeypatch, capsys, hubspot, case, argv):
+    monkeypatch.delenv("HUBSPOT_ACCESS_TOKEN", raising=False)
+    if case in TOKENS:
+        monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKENS[case])
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # dead-letters reaches for an endpoint, not for AWS
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    log_stream = logger.registered_handler.stream
+    status = exit_status([arg.replace("{hubspot}", hubspot.base_url) for arg in argv])
+    out, err = capsys.readouterr()
+    assert logger.registered_handler.stream is log_stream
+    assert load._active == []  # moto is no longer serialised, so no longer patched either
+    assert status == 2, (out, err)
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("hubspot-destination"), err
+    assert "Traceback" not in err
+    assert "right-token" not in err  # no token in an error
+    assert "wrong-token" not in err
+    assert out == ""
