@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from hubspot_destination.identity import EMAIL_NAMESPACE, contact_email, normalize_email
+from hubspot_destination.domain.identity import EMAIL_NAMESPACE, contact_email, normalize_email
 from hubspot_destination.observability import email_hash
 
 

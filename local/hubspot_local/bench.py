@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator
 from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.event_source_mapping import EventSourceMapping
-from hubspot_local.load import (
+from hubspot_local.harness import (
     environment,
     feed_and_drain,
     functions_share_fairly,
@@ -25,11 +25,10 @@ from hubspot_local.load import (
     percentile,
     thread_safe_moto,
 )
-from hubspot_local.pipeline import BATCH_SIZE, DELIVER_TIMEOUT_S, EMULATOR_TOKEN, LocalPipeline
+from hubspot_local.pipeline import DEPLOYED, EMULATOR_TOKEN, LocalPipeline
 
 # template.yaml: DeliverMaximumConcurrency's default and the mapping's MaximumBatchingWindowInSeconds.
 MAX_CONCURRENCY = 2
-BATCHING_WINDOW_S = 5
 PROFILES_PER_REQUEST = 1000
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
 AUDIENCES = {"bench-high-value": "High Value Customers", "bench-newsletter": "Newsletter Subscribers"}
@@ -167,10 +166,10 @@ def run_bench(profiles: int = 20_000, tier: str = "professional", concurrency: i
             pipeline.sqs,
             pipeline.queue_url,
             handlers,
-            BATCH_SIZE,
-            DELIVER_TIMEOUT_S,
-            max_invocations=10 * (profiles // BATCH_SIZE + 10),
-            batching_window_s=BATCHING_WINDOW_S,
+            DEPLOYED.batch_size,
+            DEPLOYED.timeout_s,
+            max_invocations=10 * (profiles // DEPLOYED.batch_size + 10),
+            batching_window_s=DEPLOYED.batching_window_s,
         )
 
         def ingest(body: bytes) -> None:

@@ -35,8 +35,8 @@ from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.emulator.faults import FaultInjector
 from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.event_source_mapping import EventSourceMapping, MappingChaos, queue_depth
-from hubspot_local.load import environment, feed_and_drain, load_deliver_environments, thread_safe_moto
-from hubspot_local.pipeline import BATCH_SIZE, EMULATOR_TOKEN, LocalPipeline
+from hubspot_local.harness import environment, feed_and_drain, load_deliver_environments, thread_safe_moto
+from hubspot_local.pipeline import DEPLOYED, EMULATOR_TOKEN, LocalPipeline
 
 TIER = "addon"  # the largest budget keeps the run short; the limits are still enforced in real time
 PROFILES_PER_REQUEST = 500
@@ -386,9 +386,9 @@ def run_chaos(profiles: int = 10_000, seed: int = 1, *, kill_rate: float = KILL_
             pipeline.sqs,
             pipeline.queue_url,
             handlers,
-            BATCH_SIZE,
+            DEPLOYED.batch_size,
             FUNCTION_TIMEOUT_S,
-            max_invocations=20 * (profiles // BATCH_SIZE + 10),
+            max_invocations=20 * (profiles // DEPLOYED.batch_size + 10),
             max_wait_s=3 * MAPPING_CHAOS["kill_visibility_s"],
             chaos=MappingChaos(seed=seed, kill_rate=kill_rate, **MAPPING_CHAOS),
         )

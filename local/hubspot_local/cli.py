@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from hubspot_destination.domain.reasons import DEAD_LETTER_REASONS
 from hubspot_destination.hubspot.errors import HubSpotError
-from hubspot_destination.queue import DEAD_LETTER_REASONS
-from hubspot_local import bench, chaos, dead_letters
+from hubspot_local import bench, chaos
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
 from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.event_source_mapping import QueueDepth
@@ -39,6 +39,7 @@ from hubspot_local.pipeline import (
     ReplayResult,
     replay,
 )
+from hubspot_operations import dead_letters
 
 PROG = "hubspot-destination"
 

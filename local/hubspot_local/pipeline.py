@@ -26,26 +26,26 @@ from moto import mock_aws
 from moto.sqs.models import sqs_backends
 from pydantic import ValidationError
 
+from hubspot_destination.aws.sqs import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
+from hubspot_destination.domain.identity import emails_in_identity_map
+from hubspot_destination.domain.messages import decode_message
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.hubspot.errors import HubSpotError
-from hubspot_destination.identity import emails_in_identity_map
+from hubspot_destination.ingest.signature import sign
 from hubspot_destination.observability import logger
-from hubspot_destination.queue import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE, decode_message
-from hubspot_destination.signature import sign
 from hubspot_local.accounting import Accounting, account, dropped_attributes, sent_profiles
-from hubspot_local.dead_letters import SQS_REDRIVE_REASON
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping, QueueDepth, queue_depth
+from hubspot_local.harness import thread_safe_moto
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
-from hubspot_local.load import thread_safe_moto
+from hubspot_local.template import deployed_settings
+from hubspot_operations.dead_letters import SQS_REDRIVE_REASON
 
 EMULATOR_TOKEN = "local-dev-token"  # noqa: S105 - the emulator's public test token
 QUEUE_NAME = "hubspot-destination-activations"
 DLQ_NAME = "hubspot-destination-activations-dlq"
-# The template's values (template.yaml).
-MAX_RECEIVE_COUNT = 8
-BATCH_SIZE = 20
-DELIVER_TIMEOUT_S = 60
+# What the deployed stack does (template.yaml): batch size, timeout, receives before the dead-letter queue.
+DEPLOYED = deployed_settings()
 AUDIENCE_PROPERTY_GROUP = "aep_audiences"
 VERSIONS_TABLE = "hubspot-destination-contact-versions"
 WEBHOOK_SECRET_NAME = "hubspot-destination/webhook"  # noqa: S105 - a secret's name, not its value
@@ -255,10 +255,10 @@ class LocalPipeline:
         secretsmanager = boto3.client("secretsmanager")
         dlq_url = self.sqs.create_queue(QueueName=DLQ_NAME)["QueueUrl"]
         dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)})
+        redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(DEPLOYED.max_receive_count)})
         queue_url = self.sqs.create_queue(
             QueueName=QUEUE_NAME,
-            Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(6 * DELIVER_TIMEOUT_S)},
+            Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": str(6 * DEPLOYED.timeout_s)},
         )["QueueUrl"]
         self.queue_url, self.dlq_url = queue_url, dlq_url
         dynamodb = boto3.client("dynamodb")
@@ -332,7 +332,7 @@ class LocalPipeline:
     def drain(
         self,
         max_wait_s: float = 30.0,
-        function_timeout_s: float = DELIVER_TIMEOUT_S,
+        function_timeout_s: float = DEPLOYED.timeout_s,
         *,
         time_limit_s: float | None = None,
         progress: Callable[[float, QueueDepth], None] | None = None,
@@ -352,7 +352,7 @@ class LocalPipeline:
             self.sqs,
             self.queue_url,
             self.deliver_module.lambda_handler,
-            BATCH_SIZE,
+            DEPLOYED.batch_size,
             function_timeout_s,
             max_wait_s=max_wait_s,
             time_limit_s=time_limit_s,

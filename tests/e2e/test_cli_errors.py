@@ -5,7 +5,7 @@ leaves the process as it found it (a pipeline that failed to start undoes what i
 import pytest
 
 from hubspot_destination.observability import logger
-from hubspot_local import load
+from hubspot_local import harness
 from hubspot_local.cli import main
 from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator
 
@@ -65,7 +65,7 @@ def test_every_error_is_one_line_on_stderr_and_exit_status_2(pipeline_env, monke
     status = exit_status([arg.replace("{hubspot}", hubspot.base_url) for arg in argv])
     out, err = capsys.readouterr()
     assert logger.registered_handler.stream is log_stream
-    assert load._active == []  # moto is no longer serialised, so no longer patched either
+    assert harness._active == []  # moto is no longer serialised, so no longer patched either
     assert status == 2, (out, err)
     assert len(err.splitlines()) == 1, err
     assert err.startswith("hubspot-destination"), err

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hubspot_destination.audiences import audience_property_name
+from hubspot_destination.domain.audiences import audience_property_name
 from tests.helpers import assert_replay_accounted_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -659,8 +659,8 @@ def test_the_scan_finds_literal_looped_and_built_names(tmp_path: Path) -> None:
 def test_the_code_emits_what_the_dashboard_and_alarms_rely_on() -> None:
     emitted = emitted_metrics()
     for name in ("ProfilesAccepted", "ProfilesDelivered", "ProfilesRequeued", "ProfilesDeadLettered"):
-        assert emitted.emits(name), name  # settlement.py names these through a dict
-    assert emitted.emits("DeadLettersInvalidValue")  # delivery.py builds DeadLetters<Reason>
+        assert emitted.emits(name), name  # deliver/settlement.py names these through a dict
+    assert emitted.emits("DeadLettersInvalidValue")  # deliver/pipeline.py builds DeadLetters<Reason>
 
 
 def test_powertools_emits_the_namespace_and_dimension_the_alarms_use(stack: Stack) -> None:

@@ -241,7 +241,7 @@ def layer_is_built_for_lambda_without_docker(stack: Stack) -> list[str]:
 
 
 def contact_leases_outlast_the_deliver_function(stack: Stack) -> list[str]:
-    """ordering.py writes records back without a condition while the lease has time left: a live
+    """aws/dynamodb.py writes records back without a condition while the lease has time left: a live
     invocation must never outlast its lease (CONTACT_LEASE_SECONDS, or its default, > Timeout)."""
     lease = stack.env("DeliverFunction").get(
         "CONTACT_LEASE_SECONDS", DeliverSettings.model_fields["contact_lease_seconds"].default
@@ -572,7 +572,7 @@ def test_contact_versions_table_is_on_demand_with_ttl_and_only_written_by_delive
     assert table["SSESpecification"]["SSEEnabled"] is True
     assert stack.env("DeliverFunction")["CONTACT_VERSIONS_TABLE"] == {"Ref": table_id}
     table_arn = {"Fn::GetAtt": [table_id, "Arn"]}
-    # ordering.py: consistent batch reads, conditional puts (leases), batch writes (records); nothing else.
+    # aws/dynamodb.py: consistent batch reads, conditional puts (leases), batch writes (records); nothing else.
     assert sorted(stack.grants("DeliverFunction", "dynamodb:")) == [
         ("dynamodb:BatchGetItem", table_arn),
         ("dynamodb:BatchWriteItem", table_arn),

@@ -7,6 +7,7 @@ import pytest
 
 from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_local.pipeline import AUDIENCE_PROPERTY_GROUP, LocalPipeline
+from tests.helpers import assert_all_accounted_for
 
 AUD = audience_property_name("aud-1")
 EMAIL = "user1@example.com"
@@ -57,6 +58,7 @@ def test_an_attribute_never_writes_an_audience_property(pipeline, target):
     # Later profiles try to turn the status back through an attribute, alone and beside the membership.
     send(pipeline, profile(attributes={target: "realized", "city": "Leeds"}))
     send(pipeline, profile(attributes={target: "realized"}, memberships={"aud-1": ("exited", "2025-03-04T12:00:00Z")}))
+    assert_all_accounted_for(pipeline)
     user = contact(pipeline)
     assert user[AUD] == "exited"
     assert user.get(target) in (None, "", "exited")
@@ -68,6 +70,7 @@ def test_in_strict_mode_an_attribute_aimed_at_an_audience_property_dead_letters_
     monkeypatch.setenv("STRICT_PROPERTIES", "true")
     with LocalPipeline() as pipeline:
         send(pipeline, profile(attributes={AUD: "realized"}))
+        assert_all_accounted_for(pipeline)
         [letter] = pipeline.dead_letters()
     assert letter["reason"] == "INVALID_VALUE"
     assert "AUDIENCE_PROPERTY" in letter["detail"]
@@ -79,6 +82,7 @@ def test_properties_are_created_a_few_per_invocation_and_never_beyond_the_group_
     many = {f"aud-{n}": ("realized", "2025-03-04T10:00:00Z") for n in range(5)}
     with LocalPipeline() as pipeline:
         send(pipeline, profile(memberships=many), profile(memberships={"aud-0": many["aud-0"]}, email="other@x.com"))
+        assert_all_accounted_for(pipeline)
         created = [
             r
             for r in pipeline.emulator.snapshot()["requests"]

@@ -16,7 +16,7 @@ from hubspot_local.bench import BenchResult, run_bench
 from hubspot_local.chaos import ChaosResult, ProfileMeaning, compare, expected_state, generate, run_chaos
 from hubspot_local.cli import main
 from hubspot_local.event_source_mapping import EventSourceMapping, MappingChaos
-from hubspot_local.load import thread_safe_moto
+from hubspot_local.harness import thread_safe_moto
 
 CLI = Path(sys.executable).with_name("hubspot-destination")
 LOYAL = audience_property_name("chaos-loyal")

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from hubspot_local.event_source_mapping import EventSourceMapping, QueueDepth, queue_depth
-from hubspot_local.load import thread_safe_moto
+from hubspot_local.harness import thread_safe_moto
 from tests.helpers import HookedClient
 
 HIDDEN_S = 1  # how long the message is delayed or in flight when the drain starts
