@@ -22,7 +22,7 @@ from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.hubspot.contacts import HubSpotContacts
 from hubspot_destination.hubspot.properties import AudienceLimits, AudienceProperties, PropertyCatalog
-from hubspot_destination.observability import logger, metrics
+from hubspot_destination.observability import annotation, logger, metrics, tracer
 from hubspot_destination.settings import DeliverSettings
 
 settings = DeliverSettings()
@@ -84,12 +84,14 @@ def _outbox() -> Outbox:
 
 @logger.inject_lambda_context
 @metrics.log_metrics(raise_on_empty_metrics=False)
+@tracer.capture_lambda_handler(capture_response=False)  # the partial batch response holds message ids only
 @event_source(data_class=SQSEvent)
 def lambda_handler(event: SQSEvent, context: LambdaContext) -> dict:
     """SQS batch handler; returns `{"batchItemFailures": [{"itemIdentifier": messageId}, ...]}`."""
     # No HubSpot request may outlive the invocation: a killed invocation's batch costs a receive.
     deadline = Deadline.after(context.get_remaining_time_in_millis() / 1000 - _SETTLE_RESERVE_S)
     records = [QueueRecord(record.message_id, record.body) for record in event.records]
+    tracer.put_annotation(key="records", value=annotation(len(records)))
     failed = settle_batch(
         records, _delivery(), deadline, _outbox(), retry, settings.max_profiles_per_message, settings.max_message_bytes
     )

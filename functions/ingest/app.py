@@ -21,7 +21,7 @@ from hubspot_destination.aws.secrets import read_secret
 from hubspot_destination.ingest.accept import RequestRefused, WebhookRequest, accept_activation
 from hubspot_destination.ingest.models import ErrorBody
 from hubspot_destination.ingest.signature import MalformedSecret, SenderCredentials
-from hubspot_destination.observability import logger, metrics
+from hubspot_destination.observability import annotation, logger, metrics, tracer
 from hubspot_destination.settings import IngestSettings
 
 settings = IngestSettings()
@@ -37,6 +37,7 @@ def post_activation() -> Response:
         event.headers or {}, event.body, bool(event.is_base64_encoded), event.request_context.request_id, received_at
     )
     accepted = accept_activation(call, _sender_credentials, _enqueue, settings, now=time.time())
+    tracer.put_annotation(key="profiles_accepted", value=annotation(accepted.accepted))
     metrics.add_metric(name="ProfilesAccepted", unit=MetricUnit.Count, value=accepted.accepted)
     metrics.add_metric(name="ProfilesRejected", unit=MetricUnit.Count, value=len(accepted.rejected))
     return _json(202, accepted)
@@ -80,6 +81,7 @@ def not_found(_exc: Exception) -> Response:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 @metrics.log_metrics(raise_on_empty_metrics=False)
+@tracer.capture_lambda_handler(capture_response=False)  # the answer may quote the sender's data
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
     """API Gateway REST proxy handler."""
     return app.resolve(event, context)

@@ -44,7 +44,7 @@ from hubspot_destination.hubspot.models import (
 from hubspot_destination.hubspot.pacing import Pacer, RateLimit, retry_after_s
 from hubspot_destination.hubspot.transport import Answer, AnswerRefused, ExchangeFailed, Transport
 from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS
-from hubspot_destination.observability import metrics
+from hubspot_destination.observability import annotation, metrics, tracer
 
 _PROPERTIES = "/crm/v3/properties/contacts"
 # 423 locked, 477 migration in progress (with Retry-After), 5xx: pause and retry (hubspot-api.md §1.8).
@@ -181,16 +181,18 @@ class HubSpotClient:
         self.pacer.sent(wait_s)
         self.requests_sent += 1
         sent = time.monotonic()
-        try:
-            answer = self._transport.exchange(method, self._base_url + path, payload, headers, ends_at)
-        except ExchangeFailed as error:
-            raise HubSpotTransientError(None, message=str(error)) from None
-        except AnswerRefused as error:
-            raise HubSpotMalformedAnswer(error.status, message=str(error)) from None
-        finally:
-            # How long HubSpot takes to answer sizes DeliverMaximumConcurrency (README).
-            elapsed_ms = (time.monotonic() - sent) * 1000
-            metrics.add_metric(name="HubSpotResponseTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+        with tracer.provider.in_subsegment(f"## HubSpot {method} {path}") as subsegment:  # no body, no token
+            try:
+                answer = self._transport.exchange(method, self._base_url + path, payload, headers, ends_at)
+            except ExchangeFailed as error:
+                raise HubSpotTransientError(None, message=str(error)) from None
+            except AnswerRefused as error:
+                raise HubSpotMalformedAnswer(error.status, message=str(error)) from None
+            finally:
+                # How long HubSpot takes to answer sizes DeliverMaximumConcurrency (README).
+                elapsed_ms = (time.monotonic() - sent) * 1000
+                metrics.add_metric(name="HubSpotResponseTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+            subsegment.put_annotation("status", annotation(answer.status))
         rate_limit = RateLimit.from_headers(answer.headers)
         self.pacer.observe(rate_limit)
         if not 200 <= answer.status < 300:
