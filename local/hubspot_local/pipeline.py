@@ -245,6 +245,10 @@ class LocalPipeline:
             )
         if self.emulator is not None:
             self._updated_at = {c["id"]: c["updatedAt"] for c in self.emulator.snapshot()["contacts"]}
+            if "HUBSPOT_REQUESTS_PER_10S" not in os.environ:
+                # Pace to the emulator's tier, as the template paces to the stack's HubSpotTier.
+                os.environ["HUBSPOT_REQUESTS_PER_10S"] = str(self.emulator.burst_limit)
+                stack.callback(os.environ.pop, "HUBSPOT_REQUESTS_PER_10S", None)
         self.base_url = base_url = self._hubspot_url or self.emulator.base_url
         token = os.environ.get("HUBSPOT_ACCESS_TOKEN", "") if self._hubspot_url else EMULATOR_TOKEN
         if not token:

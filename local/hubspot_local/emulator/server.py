@@ -144,6 +144,11 @@ class HubSpotEmulator:
         self._thread: threading.Thread | None = None
         self.reset()
 
+    @property
+    def burst_limit(self) -> int:
+        """Requests per 10-s window per token, the tier's or the one given (hubspot-api.md §3.1)."""
+        return self._burst
+
     # ---- lifecycle ----
 
     def reset(self) -> None:
