@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 
-def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+def resource_props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
     """The `Properties` of one resource of a template (a dict to break on purpose in the tests)."""
     return template["Resources"][logical_id]["Properties"]
 

@@ -23,7 +23,7 @@ import pytest
 
 from hubspot_destination import observability
 from hubspot_destination.settings import DeliverSettings
-from tests.infra.stack_model import Stack, getatt_target, props, ref_target
+from tests.infra.stack_model import Stack, getatt_target, ref_target, resource_props
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -482,7 +482,7 @@ def test_invariant_holds(stack: Stack, invariant: Callable[[Stack], list[str]]) 
 # Each invariant must notice a template broken on purpose
 # --------------------------------------------------------------------------------------------------
 def _api(template: dict[str, Any]) -> dict[str, Any]:
-    return props(template, "ActivationApi")
+    return resource_props(template, "ActivationApi")
 
 
 def _access_log_setting(template: dict[str, Any]) -> dict[str, Any]:
@@ -491,7 +491,7 @@ def _access_log_setting(template: dict[str, Any]) -> dict[str, Any]:
 
 def _edit_dashboard(template: dict[str, Any], old: str, new: str) -> None:
     """Replace the regular expression `old` in the dashboard body (it must be there)."""
-    body = props(template, "OperationsDashboard")["DashboardBody"]
+    body = resource_props(template, "OperationsDashboard")["DashboardBody"]
     assert re.search(old, body["Fn::Sub"]), old
     body["Fn::Sub"] = re.sub(old, new, body["Fn::Sub"])
 
@@ -500,64 +500,64 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
     (
         alarms_watch_metrics_that_exist,
         "a made-up custom metric",
-        lambda t: props(t, "HubSpotAuthAlarm").update(MetricName="HubSpotAuthFailuresMadeUp"),
+        lambda t: resource_props(t, "HubSpotAuthAlarm").update(MetricName="HubSpotAuthFailuresMadeUp"),
     ),
     (
         alarms_watch_metrics_that_exist,
         "a dimension Powertools does not emit",
-        lambda t: props(t, "VersionsNotRecordedAlarm").update(
+        lambda t: resource_props(t, "VersionsNotRecordedAlarm").update(
             Dimensions=[{"Name": "Service", "Value": "hubspot-destination"}]
         ),
     ),
     (
         alarms_watch_metrics_that_exist,
         "a misspelt SQS metric",
-        lambda t: props(t, "DeadLetterQueueAlarm").update(MetricName="ApproximateNumberOfMessagesVisable"),
+        lambda t: resource_props(t, "DeadLetterQueueAlarm").update(MetricName="ApproximateNumberOfMessagesVisable"),
     ),
     (
         alarms_watch_metrics_that_exist,
         "a queue of another stack",
-        lambda t: props(t, "QueueAgeAlarm").update(Dimensions=[{"Name": "QueueName", "Value": "other-queue"}]),
+        lambda t: resource_props(t, "QueueAgeAlarm").update(Dimensions=[{"Name": "QueueName", "Value": "other-queue"}]),
     ),
     (
         alarms_notify_the_stacks_topic,
         "no OK notification",
-        lambda t: props(t, "DeliverThrottlesAlarm").pop("OKActions"),
+        lambda t: resource_props(t, "DeliverThrottlesAlarm").pop("OKActions"),
     ),
     (
         alarms_notify_the_stacks_topic,
         "another topic",
-        lambda t: props(t, "QueueAgeAlarm").update(AlarmActions=["arn:aws:sns:us-east-1:123456789012:other"]),
+        lambda t: resource_props(t, "QueueAgeAlarm").update(AlarmActions=["arn:aws:sns:us-east-1:123456789012:other"]),
     ),
     (
         alarms_point_to_their_runbook,
         "no runbook link",
-        lambda t: props(t, "DeliverErrorsAlarm").update(AlarmDescription="DeliverFunction failed."),
+        lambda t: resource_props(t, "DeliverErrorsAlarm").update(AlarmDescription="DeliverFunction failed."),
     ),
     (
         alarms_point_to_their_runbook,
         "a runbook entry the README lacks",
-        lambda t: props(t, "DeliverErrorsAlarm").update(AlarmDescription="Runbook: README.md#alarm-made-up"),
+        lambda t: resource_props(t, "DeliverErrorsAlarm").update(AlarmDescription="Runbook: README.md#alarm-made-up"),
     ),
     (
         alarms_treat_missing_counters_as_fine,
         "a counter alarm left INSUFFICIENT_DATA when idle",
-        lambda t: props(t, "HubSpotDailyLimitAlarm").update(TreatMissingData="missing"),
+        lambda t: resource_props(t, "HubSpotDailyLimitAlarm").update(TreatMissingData="missing"),
     ),
     (
         alarms_treat_missing_counters_as_fine,
         "missing data not chosen",
-        lambda t: props(t, "DeadLetterQueueAlarm").pop("TreatMissingData"),
+        lambda t: resource_props(t, "DeadLetterQueueAlarm").pop("TreatMissingData"),
     ),
     (
         alert_topic_is_encrypted_for_cloudwatch,
         "the AWS-managed SNS key",
-        lambda t: props(t, "AlertTopic").update(KmsMasterKeyId="alias/aws/sns"),
+        lambda t: resource_props(t, "AlertTopic").update(KmsMasterKeyId="alias/aws/sns"),
     ),
     (
         alert_topic_is_encrypted_for_cloudwatch,
         "CloudWatch not allowed to use the key",
-        lambda t: props(t, "AlertKey")["KeyPolicy"]["Statement"].pop(),
+        lambda t: resource_props(t, "AlertKey")["KeyPolicy"]["Statement"].pop(),
     ),
     (
         dashboard_shows_metrics_that_exist,

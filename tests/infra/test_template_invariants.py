@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from hubspot_destination.settings import DeliverSettings
-from tests.infra.stack_model import Stack, getatt_target, props, ref_target
+from tests.infra.stack_model import Stack, getatt_target, ref_target, resource_props
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER_DIR = ROOT / "layers" / "common"
@@ -275,11 +275,11 @@ def test_invariant_holds(stack: Stack, invariant: Callable[[Stack], list[str]]) 
 # Each invariant must notice a template broken on purpose
 # --------------------------------------------------------------------------------------------------
 def _sqs_event(template: dict[str, Any]) -> dict[str, Any]:
-    return props(template, "DeliverFunction")["Events"]["ActivationQueue"]["Properties"]
+    return resource_props(template, "DeliverFunction")["Events"]["ActivationQueue"]["Properties"]
 
 
 def _statement(template: dict[str, Any], role: str, sid: str) -> dict[str, Any]:
-    statements = props(template, role)["Policies"][0]["PolicyDocument"]["Statement"]
+    statements = resource_props(template, role)["Policies"][0]["PolicyDocument"]["Statement"]
     return next(s for s in statements if s.get("Sid") == sid)
 
 
@@ -287,22 +287,22 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
     (
         contact_leases_outlast_the_deliver_function,
         "deliver timeout as long as the lease",
-        lambda t: props(t, "DeliverFunction").update(Timeout=90),
+        lambda t: resource_props(t, "DeliverFunction").update(Timeout=90),
     ),
     (
         contact_leases_outlast_the_deliver_function,
         "lease shortened below the timeout",
-        lambda t: props(t, "DeliverFunction")["Environment"]["Variables"].update(CONTACT_LEASE_SECONDS="30"),
+        lambda t: resource_props(t, "DeliverFunction")["Environment"]["Variables"].update(CONTACT_LEASE_SECONDS="30"),
     ),
     (
         visibility_timeout_covers_consumer,
         "visibility timeout 5 x",
-        lambda t: props(t, "ActivationQueue").update(VisibilityTimeout=300),
+        lambda t: resource_props(t, "ActivationQueue").update(VisibilityTimeout=300),
     ),
     (
         visibility_timeout_covers_consumer,
         "deliver timeout raised alone",
-        lambda t: props(t, "DeliverFunction").update(Timeout=61),
+        lambda t: resource_props(t, "DeliverFunction").update(Timeout=61),
     ),
     (
         concurrency_is_capped_by_the_poller,
@@ -317,7 +317,7 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
     (
         concurrency_is_capped_by_the_poller,
         "reserved below maximum",
-        lambda t: props(t, "DeliverFunction").update(ReservedConcurrentExecutions=1),
+        lambda t: resource_props(t, "DeliverFunction").update(ReservedConcurrentExecutions=1),
     ),
     (
         concurrency_is_capped_by_the_poller,
@@ -337,39 +337,39 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
     (
         queues_are_encrypted_sized_and_redriven,
         "no redrive",
-        lambda t: props(t, "ActivationQueue").pop("RedrivePolicy"),
+        lambda t: resource_props(t, "ActivationQueue").pop("RedrivePolicy"),
     ),
     (
         queues_are_encrypted_sized_and_redriven,
         "maxReceiveCount 3",
-        lambda t: props(t, "ActivationQueue")["RedrivePolicy"].update(maxReceiveCount=3),
+        lambda t: resource_props(t, "ActivationQueue")["RedrivePolicy"].update(maxReceiveCount=3),
     ),
     (
         queues_are_encrypted_sized_and_redriven,
         "implicit message size",
-        lambda t: props(t, "ActivationQueue").pop("MaximumMessageSize"),
+        lambda t: resource_props(t, "ActivationQueue").pop("MaximumMessageSize"),
     ),
     (
         queues_are_encrypted_sized_and_redriven,
         "unencrypted dead-letter queue",
-        lambda t: props(t, "ActivationDeadLetterQueue").pop("SqsManagedSseEnabled"),
+        lambda t: resource_props(t, "ActivationDeadLetterQueue").pop("SqsManagedSseEnabled"),
     ),
     (
         function_settings_match_the_queues,
         "DEAD_LETTER_QUEUE_URL names another queue",
-        lambda t: props(t, "DeliverFunction")["Environment"]["Variables"].update(
+        lambda t: resource_props(t, "DeliverFunction")["Environment"]["Variables"].update(
             DEAD_LETTER_QUEUE_URL={"Ref": "ActivationQueue"}
         ),
     ),
     (
         function_settings_match_the_queues,
         "MAX_MESSAGE_BYTES drifts",
-        lambda t: props(t, "IngestFunction")["Environment"]["Variables"].update(MAX_MESSAGE_BYTES="262144"),
+        lambda t: resource_props(t, "IngestFunction")["Environment"]["Variables"].update(MAX_MESSAGE_BYTES="262144"),
     ),
     (
         no_wildcard_sqs_or_secrets_access,
         "SAM-generated role with AWSLambdaSQSQueueExecutionRole",
-        lambda t: props(t, "DeliverFunction").pop("Role"),
+        lambda t: resource_props(t, "DeliverFunction").pop("Role"),
     ),
     (
         no_wildcard_sqs_or_secrets_access,
@@ -410,7 +410,7 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
     (
         layer_is_built_for_lambda_without_docker,
         "x86_64 function",
-        lambda t: props(t, "IngestFunction").update(Architectures=["x86_64"]),
+        lambda t: resource_props(t, "IngestFunction").update(Architectures=["x86_64"]),
     ),
 ]
 
