@@ -6,8 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hubspot_local.pipeline import LocalPipeline
+
+# Property tests assert behaviour, never speed: on a shared, busy machine an example may take far longer than
+# hypothesis's 200-ms default deadline, and a slow example is not a failing one.
+settings.register_profile("shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("shared-machine")
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
