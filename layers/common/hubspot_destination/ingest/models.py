@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    ValidationError,
     field_validator,
 )
 
@@ -94,7 +95,13 @@ class ActivationRequest(BaseModel):
         # Optional metadata for labels: a malformed part never refuses the request, the ids name the audiences.
         if not isinstance(value, dict):
             return {}
-        return {audience_id: entry for audience_id, entry in value.items() if isinstance(entry, dict)}
+        usable = {}
+        for audience_id, entry in value.items():
+            try:
+                usable[audience_id] = AudienceInfo.model_validate(entry)
+            except ValidationError:  # not an object, or text no encoder can write (a lone surrogate)
+                continue
+        return usable
 
 
 # The earliest `lastQualificationTime` accepted: the contact versions table orders times as microseconds since
