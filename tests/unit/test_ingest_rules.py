@@ -386,7 +386,7 @@ def test_a_malformed_audiences_map_or_entry_never_refuses_the_request(audiences)
 
 
 @given(any_json)
-@example({"a1": {"note": "lone \udb4e surrogate"}})  # found by hypothesis: an extra field no encoder can write
+@example({"a1": {"note\udb4e": 1}})  # found by hypothesis: a field name no encoder can write
 @example({"a1": {"name": ["not", "text"]}, "a2": 5})
 def test_whatever_the_audiences_map_holds_the_profiles_are_read(audiences):
     text = to_json({"profiles": [profile("a@example.com")], "audiences": audiences})
