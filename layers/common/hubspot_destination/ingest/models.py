@@ -105,7 +105,7 @@ class ActivationRequest(BaseModel):
 
 
 # The earliest `lastQualificationTime` accepted: the contact versions table orders times as microseconds since
-# the epoch and drops, as older than anything, a time before it (`ordering.epoch_us`, `delivery.py`'s -1).
+# the epoch and drops, as older than anything, a time before it (`domain/versions.epoch_us` and `drop_stale`'s -1).
 EARLIEST_QUALIFICATION = datetime(1970, 1, 1, tzinfo=UTC)
 
 
