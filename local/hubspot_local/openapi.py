@@ -1,4 +1,5 @@
-"""The webhook's OpenAPI 3.1 document, generated from the same pydantic models the ingest function uses.
+"""The API's OpenAPI 3.1 document (the webhook and the target fields), generated from the same pydantic models
+the ingest function uses.
 
 `make openapi` writes it to `docs/openapi.json`; a test fails when the committed document and the models
 disagree. (The route validates by hand, after authentication, so Powertools' own generator cannot see the
@@ -11,6 +12,7 @@ from pathlib import Path
 from pydantic.json_schema import models_json_schema
 
 from hubspot_destination.ingest.models import ActivationAccepted, ActivationRequest, ErrorBody, Profile
+from hubspot_destination.ingest.target_fields import TargetFields
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 
@@ -20,12 +22,13 @@ def _json(schema_ref: str, description: str) -> dict:
 
 
 def openapi_document() -> dict:
-    """The OpenAPI document of `POST /v1/activations` (a JSON-ready dict)."""
+    """The OpenAPI document of `POST /v1/activations` and `GET /v1/target-fields` (a JSON-ready dict)."""
     models = [
         (ActivationRequest, "validation"),
         (Profile, "validation"),
         (ActivationAccepted, "serialization"),
         (ErrorBody, "serialization"),
+        (TargetFields, "serialization"),
     ]
     _, schemas = models_json_schema(models, ref_template="#/components/schemas/{model}")
     error = "#/components/schemas/ErrorBody"
@@ -34,7 +37,10 @@ def openapi_document() -> dict:
         "info": {
             "title": "HubSpot audience activation destination",
             "version": "1",
-            "description": "Receives AEP profile exports and writes them to HubSpot contacts (see README.md).",
+            "description": (
+                "Receives AEP profile exports and writes them to HubSpot contacts; lists the portal's contact "
+                "properties a profile may write (see README.md)."
+            ),
         },
         "paths": {
             "/v1/activations": {
@@ -63,7 +69,30 @@ def openapi_document() -> dict:
                         "503": _json(error, "ENQUEUE_FAILED or SERVICE_UNAVAILABLE: retry the request"),
                     },
                 }
-            }
+            },
+            "/v1/target-fields": {
+                "get": {
+                    "summary": "List the target fields",
+                    "description": (
+                        "The portal's contact properties a profile may write, sorted by name: without read-only "
+                        "and calculated properties, `email` and the audience properties. Cached for "
+                        "PROPERTY_CACHE_SECONDS. A signature covers the empty body."
+                    ),
+                    "security": [{"bearer": []}, {"signature": []}],
+                    "responses": {
+                        "200": _json("#/components/schemas/TargetFields", "The target fields"),
+                        "400": _json(error, "INVALID_BODY"),
+                        "401": _json(
+                            error, "UNAUTHORIZED: no credentials, a wrong key or signature, a stale timestamp"
+                        ),
+                        "503": _json(
+                            error,
+                            "HUBSPOT_UNAVAILABLE, HUBSPOT_AUTH, RATE_LIMITED, HUBSPOT_MALFORMED_ANSWER, HUBSPOT_ERROR "
+                            "or SERVICE_UNAVAILABLE: HubSpot or Secrets Manager failed; retry the request",
+                        ),
+                    },
+                }
+            },
         },
         "components": {
             "schemas": schemas["$defs"],

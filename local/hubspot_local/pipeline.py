@@ -114,11 +114,18 @@ class QueuedMessage:
     due_in_s: float
 
 
-def proxy_event(body: bytes, signing_secret: str, template: dict | None = None) -> dict:
-    """An API Gateway REST proxy event for `POST /v1/activations`, signed with `X-Signature`.
+def proxy_event(
+    body: bytes,
+    signing_secret: str,
+    template: dict | None = None,
+    method: str = "POST",
+    path: str = "/v1/activations",
+) -> dict:
+    """An API Gateway REST proxy event for `method path` (by default `POST /v1/activations`), signed with
+    `X-Signature`.
 
     Args:
-        body: the raw request body.
+        body: the raw request body (`b""` for a `GET`: API Gateway then passes `body: null`).
         signing_secret: the webhook signing secret.
         template: an existing proxy event to start from (its body and credentials are replaced).
     """
@@ -131,21 +138,21 @@ def proxy_event(body: bytes, signing_secret: str, template: dict | None = None) 
     headers["X-Signature"] = sign(signing_secret, int(now), body)
     event.update(
         {
-            "resource": "/v1/activations",
-            "path": "/v1/activations",
-            "httpMethod": "POST",
+            "resource": path,
+            "path": path,
+            "httpMethod": method,
             "headers": headers,
             "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "body": body.decode(),
+            "body": body.decode() if body else None,
             "isBase64Encoded": False,
         }
     )
     context = event.setdefault("requestContext", {})
     context.update(
         {
-            "resourcePath": "/v1/activations",
-            "httpMethod": "POST",
-            "path": "/prod/v1/activations",
+            "resourcePath": path,
+            "httpMethod": method,
+            "path": f"/prod{path}",
             "stage": "prod",
             "requestId": str(uuid.uuid4()),
             "requestTimeEpoch": int(now * 1000),

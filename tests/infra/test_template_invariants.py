@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hubspot_destination.settings import DeliverSettings
+from hubspot_destination.settings import DeliverSettings, HubSpotSettings
 from tests.infra.stack_model import Stack, getatt_target, ref_target, resource_props
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,6 +250,32 @@ def contact_leases_outlast_the_deliver_function(stack: Stack) -> list[str]:
     return [] if int(stack.resolve(lease)) > timeout else [f"contact lease {lease} s <= deliver Timeout {timeout} s"]
 
 
+# What every function that calls HubSpot must agree on: one portal (token, URL) and one audience group, whose
+# properties the ingest function leaves out of the target fields and the deliver function writes.
+PORTAL_VARIABLES = ("HUBSPOT_TOKEN_SECRET_ID", "HUBSPOT_BASE_URL", "AUDIENCE_PROPERTY_GROUP", "PROPERTY_CACHE_SECONDS")
+
+
+def _as_text(value: Any) -> str:
+    return repr(value) if isinstance(value, dict) else str(value).rstrip("/")
+
+
+def functions_share_one_hubspot_portal(stack: Stack) -> list[str]:
+    defaults = {field.alias: field.default for field in HubSpotSettings.model_fields.values()}
+    seen = {
+        # A Ref compares as itself (the token's parameter has no default); values as text, as Lambda passes them.
+        function: tuple(_as_text(stack.env(function).get(name, defaults[name])) for name in PORTAL_VARIABLES)
+        for function in stack.functions
+        if "HUBSPOT_TOKEN_SECRET_ID" in stack.env(function)
+    }
+    if set(seen) != {"IngestFunction", "DeliverFunction"}:
+        return [
+            f"the functions that know the HubSpot portal are {sorted(seen)}, not IngestFunction and DeliverFunction"
+        ]
+    if len(set(seen.values())) != 1:
+        return [f"the functions see different portals ({', '.join(PORTAL_VARIABLES)}): {seen}"]
+    return []
+
+
 INVARIANTS: list[Callable[[Stack], list[str]]] = [
     visibility_timeout_covers_consumer,
     contact_leases_outlast_the_deliver_function,
@@ -260,6 +286,7 @@ INVARIANTS: list[Callable[[Stack], list[str]]] = [
     function_settings_match_the_queues,
     no_wildcard_sqs_or_secrets_access,
     functions_read_only_their_own_secret,
+    functions_share_one_hubspot_portal,
     sqs_access_follows_the_wiring,
     functions_log_to_their_own_retained_group,
     layer_is_built_for_lambda_without_docker,
@@ -378,10 +405,39 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
     ),
     (
         functions_read_only_their_own_secret,
-        "ingest reads the HubSpot token",
-        lambda t: _statement(t, "IngestExecutionRole", "ReadWebhookSecret").update(
-            Resource=[{"Ref": "WebhookSecretArn"}, {"Ref": "HubSpotTokenSecretArn"}]
+        "deliver reads the webhook secret",
+        lambda t: _statement(t, "DeliverExecutionRole", "ReadHubSpotToken").update(
+            Resource=[{"Ref": "HubSpotTokenSecretArn"}, {"Ref": "WebhookSecretArn"}]
         ),
+    ),
+    (
+        functions_read_only_their_own_secret,
+        "ingest cannot read the token its env names",
+        lambda t: _statement(t, "IngestExecutionRole", "ReadHubSpotToken").update(Resource={"Ref": "WebhookSecretArn"}),
+    ),
+    (
+        functions_share_one_hubspot_portal,
+        "ingest leaves out another audience group",
+        lambda t: resource_props(t, "IngestFunction")["Environment"]["Variables"].update(
+            AUDIENCE_PROPERTY_GROUP="other"
+        ),
+    ),
+    (
+        functions_share_one_hubspot_portal,
+        "deliver writes to another HubSpot",
+        lambda t: resource_props(t, "DeliverFunction")["Environment"]["Variables"].update(
+            HUBSPOT_BASE_URL="https://proxy.example.com"
+        ),
+    ),
+    (
+        functions_share_one_hubspot_portal,
+        "ingest caches properties for another time",
+        lambda t: resource_props(t, "IngestFunction")["Environment"]["Variables"].update(PROPERTY_CACHE_SECONDS="60"),
+    ),
+    (
+        functions_share_one_hubspot_portal,
+        "ingest no longer knows the portal",
+        lambda t: resource_props(t, "IngestFunction")["Environment"]["Variables"].pop("HUBSPOT_TOKEN_SECRET_ID"),
     ),
     (
         sqs_access_follows_the_wiring,
@@ -481,10 +537,12 @@ def test_function_environment(stack: Stack) -> None:
         assert stack.functions[function]["Handler"] == "app.lambda_handler"
     assert stack.env("IngestFunction")["QUEUE_URL"] == {"Ref": "ActivationQueue"}
     assert stack.env("IngestFunction")["WEBHOOK_SECRET_ID"] == {"Ref": "WebhookSecretArn"}
+    for function in ("IngestFunction", "DeliverFunction"):  # the target fields are the deliver function's portal's
+        env = stack.env(function)
+        assert env["HUBSPOT_TOKEN_SECRET_ID"] == {"Ref": "HubSpotTokenSecretArn"}
+        assert env["HUBSPOT_BASE_URL"] == "https://api.hubapi.com"
+        assert env["AUDIENCE_PROPERTY_GROUP"] == {"Ref": "AudiencePropertyGroup"}
     deliver = stack.env("DeliverFunction")
-    assert deliver["HUBSPOT_TOKEN_SECRET_ID"] == {"Ref": "HubSpotTokenSecretArn"}
-    assert deliver["HUBSPOT_BASE_URL"] == "https://api.hubapi.com"
-    assert deliver["AUDIENCE_PROPERTY_GROUP"] == {"Ref": "AudiencePropertyGroup"}
     assert deliver["STRICT_PROPERTIES"] == {"Ref": "StrictProperties"}
     assert stack.env("IngestFunction")["NULL_CLEARS"] == {"Ref": "NullClears"}
     for flag in ("StrictProperties", "NullClears"):
@@ -493,19 +551,22 @@ def test_function_environment(stack: Stack) -> None:
     assert re.fullmatch(group["AllowedPattern"], group["Default"])
 
 
-def test_api_posts_activations_to_ingest(stack: Stack) -> None:
-    [(function, event)] = _sam_events(stack, "Api")
-    assert function == "IngestFunction"
-    assert (event["Path"], event["Method"].lower()) == ("/v1/activations", "post")
-    api_id = ref_target(event["RestApiId"])
+def test_api_routes_activations_and_target_fields_to_ingest(stack: Stack) -> None:
+    events = _sam_events(stack, "Api")
+    assert sorted((function, event["Method"].lower(), event["Path"]) for function, event in events) == [
+        ("IngestFunction", "get", "/v1/target-fields"),
+        ("IngestFunction", "post", "/v1/activations"),
+    ]
+    [api_id] = {ref_target(event["RestApiId"]) for _, event in events}
     api = stack.sam["Resources"][api_id]["Properties"]
     assert api["StageName"] == "prod"
     [setting] = api["MethodSettings"]
     assert setting["ThrottlingRateLimit"] > 0
     assert setting["ThrottlingBurstLimit"] > 0
     assert [s["StageName"] for s in stack.resources("AWS::ApiGateway::Stage").values()] == ["prod"]
-    url = stack.sam["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
-    assert url == f"https://${{{api_id}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/prod/v1/activations"
+    stage = f"https://${{{api_id}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/prod"
+    assert stack.sam["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"] == f"{stage}/v1/activations"
+    assert stack.sam["Outputs"]["TargetFieldsUrl"]["Value"]["Fn::Sub"] == f"{stage}/v1/target-fields"
 
 
 def test_outputs(stack: Stack) -> None:

@@ -1,4 +1,5 @@
-"""In-memory fakes of the delivery pipeline's ports (hubspot_destination.deliver.ports), for unit tests.
+"""In-memory fakes of the delivery pipeline's ports (hubspot_destination.deliver.ports), for unit tests;
+`FakeCatalog` also stands for the target fields' `PropertySource` (hubspot_destination.ingest.target_fields).
 
 Each keeps what it was asked and can be told to fail, the way the real adapter fails; none reaches a network.
 """
@@ -45,14 +46,16 @@ class FakeContactWriter:
 
 
 class FakeCatalog:
-    """A portal's properties; `fail` makes every read raise it."""
+    """A portal's properties; `fail` makes every read raise it; `reads` counts the reads."""
 
     def __init__(self, *properties: Property, fail: HubSpotError | None = None):
         self.properties = {p.name: p for p in properties}
         self.fail = fail
         self.refreshes = 0
+        self.reads = 0
 
     def current(self, deadline: Deadline | None = None) -> Mapping[str, Property]:
+        self.reads += 1
         if self.fail is not None:
             raise self.fail
         return self.properties

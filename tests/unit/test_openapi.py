@@ -12,3 +12,12 @@ def test_document_describes_the_contract():
     schemas = document["components"]["schemas"]
     assert {"ActivationRequest", "Profile", "Membership", "ActivationAccepted", "ErrorBody"} <= set(schemas)
     assert schemas["Membership"]["properties"]["status"]["enum"] == ["realized", "existing", "exited"]
+
+
+def test_document_describes_the_target_fields():
+    document = openapi_document()
+    get = document["paths"]["/v1/target-fields"]["get"]
+    assert set(get["responses"]) == {"200", "400", "401", "503"}
+    assert get["security"] == document["paths"]["/v1/activations"]["post"]["security"]
+    field = document["components"]["schemas"]["TargetField"]
+    assert set(field["required"]) == {"name", "label", "type", "fieldType", "group", "options"}

@@ -7,6 +7,9 @@ and a visibility change are at most 900 s (15 min).
 HubSpot (docs/reference/hubspot-api.md): batch endpoints take at most 100 inputs (§1.4); internal names are
 at most 100 characters (§2.3); labels at most 255 (§2.3).
 
+Lambda (docs/reference/aws-serverless.md, Lambda `Invoke`): a synchronous invocation's request and response are
+at most 6 MB each.
+
 DynamoDB (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html): at most
 100 keys per `BatchGetItem` and 25 requests per `BatchWriteItem`.
 """
@@ -18,6 +21,8 @@ SQS_MAX_DELAY_S = 900
 HUBSPOT_BATCH_INPUTS = 100
 HUBSPOT_NAME_MAX = 100
 HUBSPOT_LABEL_MAX = 255
+
+LAMBDA_MAX_PAYLOAD_BYTES = 6_000_000
 
 DYNAMODB_GET_KEYS = 100
 DYNAMODB_WRITE_REQUESTS = 25

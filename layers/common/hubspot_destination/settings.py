@@ -1,8 +1,10 @@
 """Environment variables of each Lambda function, as pydantic models that fail at cold start.
 
 Both functions' settings extend `QueueSettings` (what they share: the activation queue and how its messages
-are packed). A missing or malformed variable raises `pydantic.ValidationError` when the handler module is
-imported, so a misconfigured deployment fails loudly on its first invocation instead of half-working.
+are packed) and `HubSpotSettings` (the portal both read: the ingest function lists its contact properties as
+target fields, the deliver function writes them). A missing or malformed variable raises
+`pydantic.ValidationError` when the handler module is imported, so a misconfigured deployment fails loudly on
+its first invocation instead of half-working.
 """
 
 from pydantic import Field, HttpUrl
@@ -31,8 +33,23 @@ class QueueSettings(BaseSettings):
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
 
 
-class IngestSettings(QueueSettings):
-    """Settings of the ingest function (API Gateway → SQS)."""
+class HubSpotSettings(BaseSettings):
+    """What both functions know of the HubSpot portal: the private-app token's secret, the API's base URL, the
+    audience property group (never a target field, written from memberships only) and how long the portal's
+    property definitions are cached, in seconds."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    hubspot_token_secret_id: str = Field(alias="HUBSPOT_TOKEN_SECRET_ID", min_length=1)
+    hubspot_base_url: HttpUrl = Field(default=HttpUrl("https://api.hubapi.com"), alias="HUBSPOT_BASE_URL")
+    audience_property_group: str = Field(
+        default="aep_audiences", alias="AUDIENCE_PROPERTY_GROUP", pattern=r"^[a-z][a-z0-9_]{0,99}$"
+    )
+    property_cache_seconds: int = Field(default=300, alias="PROPERTY_CACHE_SECONDS", ge=0)
+
+
+class IngestSettings(QueueSettings, HubSpotSettings):
+    """Settings of the ingest function (API Gateway → SQS; the portal's target fields)."""
 
     webhook_secret_id: str = Field(
         alias="WEBHOOK_SECRET_ID",
@@ -68,11 +85,9 @@ class IngestSettings(QueueSettings):
     )
 
 
-class DeliverSettings(QueueSettings):
+class DeliverSettings(QueueSettings, HubSpotSettings):
     """Settings of the deliver function (SQS → HubSpot)."""
 
-    hubspot_token_secret_id: str = Field(alias="HUBSPOT_TOKEN_SECRET_ID", min_length=1)
-    hubspot_base_url: HttpUrl = Field(default=HttpUrl("https://api.hubapi.com"), alias="HUBSPOT_BASE_URL")
     hubspot_requests_per_10s: int = Field(
         default=100,
         alias="HUBSPOT_REQUESTS_PER_10S",
@@ -84,9 +99,6 @@ class DeliverSettings(QueueSettings):
         alias="HUBSPOT_TIMEOUT_SECONDS",
         gt=0,
         description="Read timeout per attempt; a request with its 1 retry stays inside the 60-s function timeout.",
-    )
-    audience_property_group: str = Field(
-        default="aep_audiences", alias="AUDIENCE_PROPERTY_GROUP", pattern=r"^[a-z][a-z0-9_]{0,99}$"
     )
     audience_property_group_label: str = Field(
         default="AEP audiences", alias="AUDIENCE_PROPERTY_GROUP_LABEL", min_length=1
@@ -127,4 +139,3 @@ class DeliverSettings(QueueSettings):
     contact_versions_concurrency: int = Field(
         default=16, alias="CONTACT_VERSIONS_CONCURRENCY", ge=1, le=64, description="Lease writes in flight at once."
     )
-    property_cache_seconds: int = Field(default=300, alias="PROPERTY_CACHE_SECONDS", ge=0)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from hubspot_destination.aws.sqs import EnqueueError
 from hubspot_destination.ingest.body import BodyEncodingError, parse_json, raw_request_body
 from hubspot_destination.ingest.models import ActivationAccepted, ActivationRequest
-from hubspot_destination.ingest.signature import AuthenticationError, SenderCredentials, authenticate
+from hubspot_destination.ingest.signature import AuthenticationError, Sender, SenderCredentials, authenticate
 from hubspot_destination.ingest.split import split_profiles, validation_detail
 from hubspot_destination.observability import logger
 from hubspot_destination.settings import IngestSettings
@@ -42,6 +42,28 @@ class WebhookRequest:
     received_at: datetime
 
 
+def authenticate_request(
+    call: WebhookRequest, credentials: Callable[[], SenderCredentials], tolerance_s: int, now: float
+) -> tuple[bytes, Sender]:
+    """The request's raw body and its verified sender, for every route of the API (README, "Authenticating
+    the sender"): a bearer key, or an `X-Signature` over the raw body (the empty body of a `GET`).
+
+    Args:
+        tolerance_s: how far a signature's time may be from `now` (Unix seconds), in seconds.
+
+    Raises:
+        RequestRefused: 400 `INVALID_BODY` (marked base64 but not), 401 `UNAUTHORIZED`.
+    """
+    try:
+        raw_body = raw_request_body(call.body, call.is_base64_encoded)
+    except ValueError as error:
+        raise RequestRefused(400, "INVALID_BODY", str(error)) from None
+    try:
+        return raw_body, authenticate(call.headers, raw_body, credentials(), now=now, tolerance_seconds=tolerance_s)
+    except AuthenticationError as error:
+        raise RequestRefused(401, "UNAUTHORIZED", str(error)) from None
+
+
 def accept_activation(
     call: WebhookRequest,
     credentials: Callable[[], SenderCredentials],
@@ -57,15 +79,7 @@ def accept_activation(
     Raises:
         RequestRefused: the request as a whole is refused; nothing was queued, except after `ENQUEUE_FAILED`.
     """
-    try:
-        raw_body = raw_request_body(call.body, call.is_base64_encoded)
-    except ValueError as error:
-        raise RequestRefused(400, "INVALID_BODY", str(error)) from None
-    try:
-        tolerance = settings.signature_tolerance_seconds
-        sender = authenticate(call.headers, raw_body, credentials(), now=now, tolerance_seconds=tolerance)
-    except AuthenticationError as error:
-        raise RequestRefused(401, "UNAUTHORIZED", str(error)) from None
+    raw_body, sender = authenticate_request(call, credentials, settings.signature_tolerance_seconds, now)
     request = _read(call.headers, raw_body, settings)
     split = split_profiles(
         request,
