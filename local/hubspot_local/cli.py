@@ -9,10 +9,12 @@ hubspot-destination redrive (--stack-name NAME | --dlq-url URL --queue-url URL) 
     [--reason CODE ...] [--dry-run] [--json]
 hubspot-destination bench [--profiles N] [--tier T] [--json]
 hubspot-destination chaos [--profiles N] [--seed S] [--json]
+hubspot-destination verify [--hubspot-url URL] [--input FILE|-] [--audience-group NAME] [--json]
 
 Exit status: 0 when the command did what it checks (`replay`: every accepted profile written; `bench`: every
-profile written or dead-lettered; `chaos`: nothing lost or wrong), 1 when it did not, 2 on an error (one line
-on stderr: a bad argument or file, an unreachable or refusing HubSpot or AWS, ...), 130 when interrupted.
+profile written or dead-lettered; `chaos`: nothing lost or wrong; `verify`: no contact differs from what
+--input implies), 1 when it did not, 2 on an error (one line on stderr: a bad argument or file, an unreachable
+or refusing HubSpot or AWS, ...), 130 when interrupted.
 """
 
 import argparse
@@ -39,9 +41,10 @@ from hubspot_local.pipeline import (
     ReplayResult,
     replay,
 )
-from hubspot_operations import dead_letters
+from hubspot_operations import dead_letters, verify
 
 PROG = "hubspot-destination"
+EMULATOR_PORT = 8765  # `emulator`'s default port, and so `verify`'s default URL
 
 
 def _print_summary(result: ReplayResult) -> None:
@@ -234,6 +237,35 @@ def _chaos(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _verify(args: argparse.Namespace) -> int:
+    """Exit status 0 when every contact holds what --input implies (always, without --input), else 1.
+
+    Without --hubspot-url: the emulator as `emulator` starts it. The token is HUBSPOT_ACCESS_TOKEN, or for
+    a loopback URL (an emulator) the emulator's default token when it is unset.
+    """
+    url = verify.checked_url(args.hubspot_url or f"http://127.0.0.1:{EMULATOR_PORT}")
+    token = os.environ.get("HUBSPOT_ACCESS_TOKEN") or (
+        EMULATOR_TOKEN if urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1") else ""
+    )
+    if not token:
+        raise ValueError(f"set HUBSPOT_ACCESS_TOKEN to read the portal at {url}")
+    raw_body = verify.read_input(args.input) if args.input is not None else None
+    shown = not args.json and sys.stderr.isatty()  # a display for a person watching, never in a log
+
+    def progress(text: str) -> None:
+        print(f"\r{PROG} verify: {text}\x1b[K", end="", file=sys.stderr, flush=True)
+
+    try:
+        report = verify.verify(
+            url, token, group=args.audience_group, raw_body=raw_body, progress=progress if shown else None
+        )
+    finally:
+        if shown:
+            print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+    print(json.dumps(report.as_dict(), indent=2) if args.json else report.text(url, args.audience_group))
+    return 0 if report.ok else 1
+
+
 def _add_queue_arguments(command: argparse.ArgumentParser, *, need_source: bool) -> None:
     """`--stack-name` or explicit queue URLs, plus where AWS is (`--endpoint-url`, `--region`)."""
     where = command.add_mutually_exclusive_group(required=True)
@@ -276,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cmd.set_defaults(run=_replay)
 
     emulator_cmd = commands.add_parser("emulator", help="run the HubSpot emulator alone")
-    emulator_cmd.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    emulator_cmd.add_argument(
+        "--port", type=int, default=EMULATOR_PORT, help=f"port on 127.0.0.1 (default {EMULATOR_PORT})"
+    )
     emulator_cmd.add_argument("--token", default=EMULATOR_TOKEN, help=f"accepted token (default {EMULATOR_TOKEN})")
     emulator_cmd.add_argument("--portal", help="pre-load the portal from this JSON file")
     emulator_cmd.add_argument(
@@ -319,6 +353,24 @@ def build_parser() -> argparse.ArgumentParser:
     chaos_cmd.add_argument("--seed", type=int, default=1, help="seed of the input and of every fault (default 1)")
     chaos_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     chaos_cmd.set_defaults(run=_chaos)
+
+    verify_cmd = commands.add_parser(
+        "verify", help="count each audience's contacts in HubSpot; with --input, check what a request file implies"
+    )
+    verify_cmd.add_argument(
+        "--hubspot-url",
+        help=f"the portal (default http://127.0.0.1:{EMULATOR_PORT}, the emulator; token from HUBSPOT_ACCESS_TOKEN)",
+    )
+    verify_cmd.add_argument(
+        "--input", metavar="FILE", help="a request body or API Gateway event, as replay reads; - for stdin"
+    )
+    verify_cmd.add_argument(
+        "--audience-group",
+        default=verify.AUDIENCE_GROUP,
+        help=f"the audience property group (default {verify.AUDIENCE_GROUP})",
+    )
+    verify_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    verify_cmd.set_defaults(run=_verify)
     return parser
 
 

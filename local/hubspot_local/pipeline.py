@@ -5,7 +5,6 @@ base URL is given. The ingest handler is called as API Gateway would call it (a 
 for you), and the deliver handler as the SQS event source mapping would (see `event_source_mapping`).
 """
 
-import base64
 import contextlib
 import io
 import json
@@ -40,6 +39,7 @@ from hubspot_local.harness import thread_safe_moto
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
 from hubspot_local.template import deployed_settings
 from hubspot_operations.dead_letters import SQS_REDRIVE_REASON
+from hubspot_operations.request_file import read_request
 
 EMULATOR_TOKEN = "local-dev-token"  # noqa: S105 - the emulator's public test token
 QUEUE_NAME = "hubspot-destination-activations"
@@ -160,27 +160,6 @@ def proxy_event(
     )
     context.setdefault("identity", {"sourceIp": "127.0.0.1"})
     return event
-
-
-def read_request(path: Path) -> tuple[bytes, dict | None]:
-    """Read FILE: a request body, or an API Gateway proxy event (whose body is taken out).
-
-    Returns:
-        `(raw body, proxy event or None)`.
-
-    Raises:
-        ValueError: when the file is not JSON.
-    """
-    raw = path.read_bytes()
-    try:
-        document = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not JSON: {error}") from None
-    if isinstance(document, dict) and "httpMethod" in document and "requestContext" in document:
-        body = document.get("body") or ""
-        raw_body = base64.b64decode(body) if document.get("isBase64Encoded") else body.encode()
-        return raw_body, document
-    return raw, None
 
 
 class LocalPipeline:

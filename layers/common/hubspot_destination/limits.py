@@ -5,7 +5,8 @@ the largest message and `SendMessageBatch` payload is 1 MiB; at most 10 entries 
 and a visibility change are at most 900 s (15 min).
 
 HubSpot (docs/reference/hubspot-api.md): batch endpoints take at most 100 inputs (§1.4); internal names are
-at most 100 characters (§2.3); labels at most 255 (§2.3).
+at most 100 characters (§2.3); labels at most 255 (§2.3); a search page holds at most 200 results and search
+takes 5 requests per second per account (§1.9).
 
 Lambda (docs/reference/aws-serverless.md, Lambda `Invoke`): a synchronous invocation's request and response are
 at most 6 MB each.
@@ -21,6 +22,8 @@ SQS_MAX_DELAY_S = 900
 HUBSPOT_BATCH_INPUTS = 100
 HUBSPOT_NAME_MAX = 100
 HUBSPOT_LABEL_MAX = 255
+HUBSPOT_SEARCH_PAGE_MAX = 200
+HUBSPOT_SEARCHES_PER_SECOND = 5
 
 LAMBDA_MAX_PAYLOAD_BYTES = 6_000_000
 

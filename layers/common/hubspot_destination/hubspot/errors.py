@@ -46,12 +46,22 @@ class HubSpotAuthError(HubSpotError):
     """401 (bad or revoked token) or 403 (a scope is missing): a configuration fault, not the data's."""
 
 
+# The search API's own 429 (5 requests per second) is known by this exact message; whether it carries a
+# `policyName` is unconfirmed (hubspot-api.md §3.3, HubSpot's Node SDK keys on the message too).
+SECONDLY_LIMIT_MESSAGE = "You have reached your secondly limit."
+
+
 class HubSpotRateLimited(HubSpotError):
     """429. `policy_name` is `TEN_SECONDLY_ROLLING`, `DAILY` or `SECONDLY`."""
 
     @property
     def policy_name(self) -> str | None:
         return self.envelope.policyName
+
+    @property
+    def secondly(self) -> bool:
+        """The search API's per-second limit (`SECONDLY`, or its message without a `policyName`)."""
+        return self.policy_name == "SECONDLY" or (self.policy_name is None and self.message == SECONDLY_LIMIT_MESSAGE)
 
 
 class HubSpotTransientError(HubSpotError):

@@ -1,4 +1,4 @@
-"""HubSpot's answers as typed models, parsed at the adapter's edge (hubspot-api.md §1.2, §1.7, §1.8, §2.2).
+"""HubSpot's answers as typed models, parsed at the adapter's edge (hubspot-api.md §1.2, §1.7-§1.9, §2.2).
 
 Every answer the product reads is validated here before anything else looks at it: a body of the wrong shape
 (`[]`, `{"results": null}`, `"errors": ["boom"]`, a trace id list that is a string) raises
@@ -9,7 +9,9 @@ typed strictly enough that a string is never read as a list (`objectWriteTraceId
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+
+from hubspot_destination.limits import HUBSPOT_SEARCH_PAGE_MAX
 
 _Answer = ConfigDict(extra="allow", frozen=True)
 # Internal names are at most 100 characters (hubspot-api.md §2.3); a longer one is not a HubSpot answer.
@@ -144,3 +146,47 @@ class BatchReadAnswer(BaseModel):
     model_config = _Answer
 
     results: list[ContactRecord] = Field(default_factory=list)
+
+
+# Far above any portal's contact count; a larger `total` is not an answer to trust.
+_MAX_SEARCH_TOTAL = 1_000_000_000
+
+
+class SearchNext(BaseModel):
+    """`paging.next` of a search answer: `after`, the cursor to send for the next page."""
+
+    model_config = _Answer
+
+    after: StrictStr = Field(min_length=1, max_length=1000)
+
+
+class SearchPaging(BaseModel):
+    model_config = _Answer
+
+    next: SearchNext | None = None
+
+
+class SearchAnswer(BaseModel):
+    """The 200 answer of `POST /crm/v3/objects/contacts/search` (hubspot-api.md §1.9): `total`, the number of
+    contacts matching (all pages), one page of `results` (at most 200), and `paging.next.after` only while more
+    results remain. `total` below the page's length, or a next page announced after an empty one, is not a
+    HubSpot answer."""
+
+    model_config = _Answer
+
+    total: StrictInt = Field(ge=0, le=_MAX_SEARCH_TOTAL)
+    results: list[ContactRecord] = Field(max_length=HUBSPOT_SEARCH_PAGE_MAX)
+    paging: SearchPaging | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SearchAnswer":
+        if len(self.results) > self.total:
+            raise ValueError(f"{len(self.results)} results but a total of {self.total}")
+        if self.next_after is not None and not self.results:
+            raise ValueError("a next page after an empty one")
+        return self
+
+    @property
+    def next_after(self) -> str | None:
+        """The cursor of the next page; None on the last page."""
+        return self.paging.next.after if self.paging is not None and self.paging.next is not None else None
