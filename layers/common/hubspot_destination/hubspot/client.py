@@ -15,41 +15,35 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel, ValidationError
 
 from hubspot_destination.domain.deadline import Deadline
+from hubspot_destination.hubspot.answers import fault_for, parse
 from hubspot_destination.hubspot.errors import (
     HubSpotAuthError,
-    HubSpotError,
     HubSpotMalformedAnswer,
     HubSpotNoTimeLeft,
     HubSpotRateLimited,
-    HubSpotRequestError,
     HubSpotTransientError,
 )
 from hubspot_destination.hubspot.models import (
     BatchReadAnswer,
     BatchUpsertAnswer,
     ContactRecord,
-    ErrorEnvelope,
     Property,
     PropertyGroup,
     PropertyGroupList,
     PropertyList,
     SearchAnswer,
 )
-from hubspot_destination.hubspot.pacing import Pacer, RateLimit, retry_after_s
-from hubspot_destination.hubspot.transport import Answer, AnswerRefused, ExchangeFailed, Transport
+from hubspot_destination.hubspot.pacing import Pacer, RateLimit
+from hubspot_destination.hubspot.transport import AnswerRefused, ExchangeFailed, Transport
 from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS, HUBSPOT_SEARCH_PAGE_MAX
 from hubspot_destination.observability import annotation, metrics, tracer
 
 _PROPERTIES = "/crm/v3/properties/contacts"
-# 423 locked, 477 migration in progress (with Retry-After), 5xx: pause and retry (hubspot-api.md §1.8).
-_TRANSIENT_STATUSES = frozenset({423, 477})
 _MAX_CONNECT_S = 3.0
 _MAX_WAIT_S = 4.0  # before the retry, backoff or Retry-After
 _BACKOFF_S = 0.5
@@ -57,47 +51,6 @@ _MIN_ATTEMPT_S = 1.0
 # A SECONDLY 429 of the search API is sent again after 1 s times the attempt, as HubSpot's Node SDK does (§3.4).
 _SECONDLY_RETRIES = 3
 _SECONDLY_WAIT_S = 1.0
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def _envelope(body: bytes) -> ErrorEnvelope:
-    """HubSpot's error envelope from an error answer; a body that is not one keeps only a short text."""
-    try:
-        return ErrorEnvelope.model_validate_json(body)
-    except ValidationError:
-        return ErrorEnvelope(message=body[:200].decode("utf-8", errors="replace"))
-
-
-def _error_for(answer: Answer, rate_limit: RateLimit) -> HubSpotError:
-    """The typed fault for an answer that is not a 2xx."""
-    status = answer.status
-    if 300 <= status < 400:
-        host = urlsplit(answer.headers.get("Location") or "").hostname or "?"
-        return HubSpotMalformedAnswer(status, message=f"a redirect to {host}; HubSpot's API is never followed")
-    envelope, waited = _envelope(answer.body), retry_after_s(answer.headers)
-    if status in (401, 403):
-        return HubSpotAuthError(status, envelope, rate_limit)
-    if status == 429:
-        return HubSpotRateLimited(status, envelope, rate_limit, retry_after_s=waited)
-    if status in _TRANSIENT_STATUSES or 500 <= status < 600:
-        return HubSpotTransientError(status, envelope, rate_limit, retry_after_s=waited)
-    if 400 <= status < 500:
-        return HubSpotRequestError(status, envelope, rate_limit)
-    return HubSpotMalformedAnswer(status, message=f"HTTP status {status} is not one HubSpot answers")
-
-
-def parse(model: type[_Model], status: int, value: object) -> _Model:
-    """Validate a 2xx answer's JSON against `model`.
-
-    Raises:
-        HubSpotMalformedAnswer: the answer is not of that shape (the first problem is named).
-    """
-    try:
-        return model.model_validate(value)
-    except ValidationError as error:
-        first = error.errors(include_url=False, include_input=False)[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the body"
-        raise HubSpotMalformedAnswer(status, message=f"{model.__name__}: {where}: {first['msg']}") from None
 
 
 class HubSpotClient:
@@ -200,7 +153,7 @@ class HubSpotClient:
         rate_limit = RateLimit.from_headers(answer.headers)
         self.pacer.observe(rate_limit)
         if not 200 <= answer.status < 300:
-            fault = _error_for(answer, rate_limit)
+            fault = fault_for(answer, rate_limit)
             if isinstance(fault, HubSpotRateLimited) and fault.policy_name == "DAILY":
                 self.pacer.pause(self._daily_pause_s)  # the whole portal is out of requests for the day
             raise fault
