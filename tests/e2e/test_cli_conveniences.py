@@ -51,7 +51,7 @@ def test_a_request_on_standard_input_that_is_not_json_is_named_so(pipeline_env, 
     assert err.startswith("hubspot-destination: error: standard input is not JSON")
 
 
-def test_replay_reads_the_portal_from_standard_input(pipeline_env, capsys, monkeypatch, tmp_path):
+def test_replay_reads_the_portal_from_standard_input(pipeline_env, capsys, monkeypatch):
     status, out, err = run(
         ["replay", str(SAMPLE), "--json", "--portal", "-"], capsys, json.dumps(PORTAL).encode(), monkeypatch
     )
@@ -65,6 +65,14 @@ def test_a_portal_on_standard_input_is_checked_like_a_file(pipeline_env, capsys,
     status, _, err = run(["replay", str(SAMPLE), "--portal", "-"], capsys, b'{"contact": []}', monkeypatch)
     assert status == 2
     assert err.startswith("hubspot-destination: error: standard input: unknown keys ['contact']")
+
+
+def test_replay_reads_its_faults_from_standard_input(pipeline_env, capsys, monkeypatch):
+    nothing_works = json.dumps({"error_rates": {"503": 1.0}}).encode()
+    argv = ["replay", str(SAMPLE), "--json", "--faults", "@-", "--time-limit", "1"]
+    status, out, err = run(argv, capsys, nothing_works, monkeypatch)
+    assert status == 1, err
+    assert json.loads(out)["profiles"]["written"] == 0
 
 
 def test_the_emulator_reads_its_portal_from_standard_input(tmp_path):
