@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024  # API Gateway REST payload quota, 10 MB, not increasable
+PAYLOAD_LIMIT_BYTES = 10 * 1024 * 1024  # API Gateway REST payload quota: 10 MB (10,485,760 bytes), not increasable
 STAGE = "prod"  # template.yaml: ActivationApi StageName
 HOST = "127.0.0.1"  # loopback only: the local webhook's bearer key is printed for anyone to use
 ACCOUNT_ID = "123456789012"  # what moto and the local Lambda context use

@@ -1,5 +1,4 @@
-"""`hubspot-destination`: replay an activation through the local pipeline, serve the webhook locally, or run the
-HubSpot emulator.
+"""`hubspot-destination`: local tools (replay, serve, emulator, bench, chaos) and operator commands (dead letters).
 
 hubspot-destination --version
 hubspot-destination replay FILE [--json] [--limit N] [--hubspot-url URL] [--portal FILE] [--faults JSON|@FILE]
