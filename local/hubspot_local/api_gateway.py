@@ -206,6 +206,7 @@ class ApiGateway:
             self._server = _Server((HOST, self._port), _Handler, self)
         except OSError as error:
             raise OSError(f"cannot listen on {HOST}:{self._port}: {error.strerror or error}") from None
+        self._closed = False
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="api-gateway", daemon=True
         )
