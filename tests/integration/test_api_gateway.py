@@ -291,3 +291,12 @@ def test_the_ingest_handler_answers_behind_it_and_every_profile_is_accounted_for
     pipeline.drain()
     accounting = assert_all_accounted_for(pipeline)
     assert set(accounting.written) == SAMPLE_EMAILS
+
+
+def test_a_restarted_gateway_takes_requests_again(function, http):
+    gateway = ApiGateway(function)
+    gateway.start()
+    gateway.stop()
+    with gateway:
+        assert http.request("GET", f"{gateway.base_url}/v1/activations").status == 200
+    assert len(function.events) == 1
