@@ -16,6 +16,14 @@ settings.register_profile("shared-machine", deadline=None, suppress_health_check
 settings.load_profile("shared-machine")
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
+# The contacts of events/activation.json that ingest accepts (its fifth profile's email is refused).
+SAMPLE_EMAILS = {
+    "ana.garcia@example.com",
+    "ben.okafor@example.org",
+    "chen.li@example.net",
+    "dara.obrien@example.ie",
+    "farah.haddad@example.com",
+}
 
 
 @pytest.fixture

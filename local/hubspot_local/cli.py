@@ -1,7 +1,9 @@
-"""`hubspot-destination`: replay an activation through the local pipeline, or run the HubSpot emulator.
+"""`hubspot-destination`: local tools (replay, serve, emulator, bench, chaos) and operator commands (dead letters).
 
-hubspot-destination replay FILE [--json] [--hubspot-url URL] [--portal FILE] [--faults JSON|@FILE]
+hubspot-destination --version
+hubspot-destination replay FILE [--json] [--limit N] [--hubspot-url URL] [--portal FILE] [--faults JSON|@FILE]
     [--time-limit S] [--verbose]
+hubspot-destination serve [--port N] [--hubspot-url URL] [--portal FILE] [--verbose]
 hubspot-destination emulator [--port N] [--token T] [--portal FILE]
 hubspot-destination dead-letters (--stack-name NAME | --dlq-url URL) [--endpoint-url URL] [--region R] [--json]
     [--limit N] [--show-emails]
@@ -11,17 +13,23 @@ hubspot-destination bench [--profiles N] [--tier T] [--json]
 hubspot-destination chaos [--profiles N] [--seed S] [--json]
 hubspot-destination verify [--hubspot-url URL] [--input FILE|-] [--audience-group NAME] [--json]
 
-Exit status: 0 when the command did what it checks (`replay`: every accepted profile written; `bench`: every
-profile written or dead-lettered; `chaos`: nothing lost or wrong; `verify`: no contact differs from what
---input implies), 1 when it did not, 2 on an error (one line on stderr: a bad argument or file, an unreachable
-or refusing HubSpot or AWS, ...), 130 when interrupted.
+A FILE given as `-` is read from standard input (one FILE at most: `replay -`, `--portal -`, `--faults @-`).
+
+Exit status: 0 when the command did what it checks (`replay`, `serve`: every accepted profile written; `bench`:
+every profile written or dead-lettered; `chaos`: nothing lost or wrong; `verify`: no contact differs from what
+--input implies), 1 when it did not, 2 on an error (one line on stderr: a bad argument or file, an unreachable or
+refusing HubSpot or AWS, ...), 130 when interrupted (`serve` ends on Ctrl-C or SIGTERM as it should: 0 or 1).
 """
 
 import argparse
+import contextlib
+import importlib.metadata
 import json
 import os
+import signal
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -30,8 +38,8 @@ from pydantic import ValidationError
 
 from hubspot_destination.domain.reasons import DEAD_LETTER_REASONS
 from hubspot_destination.hubspot.errors import HubSpotError
-from hubspot_local import bench, chaos
-from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal
+from hubspot_local import bench, chaos, serve
+from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal, parse_portal
 from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.event_source_mapping import QueueDepth
 from hubspot_local.pipeline import (
@@ -45,21 +53,43 @@ from hubspot_operations import dead_letters, verify
 
 PROG = "hubspot-destination"
 EMULATOR_PORT = 8765  # `emulator`'s default port, and so `verify`'s default URL
+STDIN = "-"  # a FILE read from standard input
+REPLAY_LIST_LIMIT = 20  # `replay --limit`'s default: rows shown per list of the summary
 
 
-def _print_summary(result: ReplayResult) -> None:
-    """Human-readable output of `replay` (what `make demo` shows)."""
+def _print_rows(rows: Iterable[str], limit: int) -> None:
+    """Print at most `limit` rows, then `  ... and K more` for the others."""
+    rows = list(rows)
+    for row in rows[:limit]:
+        print(row)
+    if len(rows) > limit:
+        print(f"  ... and {len(rows) - limit} more")
+
+
+def _print_summary(result: ReplayResult, limit: int) -> None:
+    """Human-readable output of `replay` (what `make demo` shows); each list shows at most `limit` rows."""
     body = result.ingest["body"]
     print(f"Ingest: HTTP {result.ingest['status']}", end="")
     if isinstance(body, dict) and "accepted" in body:
         print(f", {body['accepted']} profile(s) accepted, {len(body['rejected'])} rejected")
     else:
         print(f": {json.dumps(body)}")
-    for rejection in result.rejected:
-        emails = ", ".join(json.dumps(email) for email in rejection["emails"]) or "no email"
-        print(f"  rejected profile #{rejection['index']} ({emails}): {rejection['reason']} ({rejection['detail']})")
-    for change in result.normalised_emails:
-        print(f"  email normalised: {json.dumps(change['given'])} -> {change['email']}")
+    _print_rows(
+        (
+            f"  rejected profile #{rejection['index']} "
+            f"({', '.join(json.dumps(email) for email in rejection['emails']) or 'no email'}): "
+            f"{rejection['reason']} ({rejection['detail']})"
+            for rejection in result.rejected
+        ),
+        limit,
+    )
+    _print_rows(
+        (
+            f"  email normalised: {json.dumps(change['given'])} -> {change['email']}"
+            for change in result.normalised_emails
+        ),
+        limit,
+    )
     delivery = result.delivery
     print(
         f"Delivery: {delivery['invocations']} invocation(s), {delivery['hubspot_requests']} HubSpot request(s), "
@@ -69,31 +99,47 @@ def _print_summary(result: ReplayResult) -> None:
     labels = {p["name"]: p.get("label", p["name"]) for p in properties}
     audience_properties = [p for p in properties if p.get("groupName") == AUDIENCE_PROPERTY_GROUP]
     print(f"\nHubSpot audience properties ({len(audience_properties)}, group {AUDIENCE_PROPERTY_GROUP}):")
-    for prop in audience_properties:
-        print(f"  {prop['name']}  label={prop.get('label')!r}  {prop.get('type')}/{prop.get('fieldType')}")
+    _print_rows(
+        (
+            f"  {prop['name']}  label={prop.get('label')!r}  {prop.get('type')}/{prop.get('fieldType')}"
+            for prop in audience_properties
+        ),
+        limit,
+    )
     contacts = result.hubspot["contacts"]
     print(f"\nHubSpot contacts ({len(contacts)}):")
     hidden = {"email", "hs_object_id", "createdate", "lastmodifieddate"}
-    for contact in contacts:
-        print(f"  #{contact['id']}  {contact['email']}")
+
+    def contact_row(contact: dict) -> str:
+        lines = [f"  #{contact['id']}  {contact['email']}"]
         for name, value in sorted(contact["properties"].items()):
             if name not in hidden and value not in (None, ""):
                 shown = f"{labels[name]} ({name})" if name in labels else name
-                print(f"      {shown}: {value}")
+                lines.append(f"      {shown}: {value}")
+        return "\n".join(lines)
+
+    _print_rows(map(contact_row, contacts), limit)
     print(f"\nAttributes dropped ({len(result.dropped_attributes)}):")
-    for dropped in result.dropped_attributes:
-        print(f"  {dropped['email']}: {dropped['property']} ({dropped['code']})")
+    _print_rows(
+        (f"  {dropped['email']}: {dropped['property']} ({dropped['code']})" for dropped in result.dropped_attributes),
+        limit,
+    )
     print(f"Dead letters ({len(result.dead_letters)}):")
-    for letter in result.dead_letters:
-        print(f"  {letter['email']}: {letter['reason']} ({letter['detail']})")
+    _print_rows(
+        (f"  {letter['email']}: {letter['reason']} ({letter['detail']})" for letter in result.dead_letters), limit
+    )
     if result.still_queued:
         print(f"Still queued when delivery stopped ({len(result.still_queued)}):")
-        for waiting in result.still_queued:
-            print(f"  {waiting['email']}: attempt {waiting['attempt']}, due in {waiting['due_in_s']} s")
+        _print_rows(
+            (
+                f"  {waiting['email']}: attempt {waiting['attempt']}, due in {waiting['due_in_s']} s"
+                for waiting in result.still_queued
+            ),
+            limit,
+        )
     if result.accounting.lost:
         print(f"Lost: neither written, dead-lettered nor queued ({len(result.accounting.lost)}):")
-        for email in result.accounting.lost:
-            print(f"  {email}")
+        _print_rows((f"  {email}" for email in result.accounting.lost), limit)
     print(f"\nProfiles: {result.accounting}")
     if result.ok:
         print("OK: every accepted profile was written.")
@@ -103,11 +149,44 @@ def _print_summary(result: ReplayResult) -> None:
         print("NOT OK: not every accepted profile was written.")
 
 
+def _read_file(name: str) -> bytes:
+    """A FILE's bytes; standard input's for `-`.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    return sys.stdin.buffer.read() if name == STDIN else Path(name).read_bytes()
+
+
+def _check_one_stdin(args: argparse.Namespace) -> None:
+    """Raise ValueError when more than one FILE of the command is standard input (it can be read once)."""
+    files = [getattr(args, "file", None), getattr(args, "portal", None)]
+    faults = getattr(args, "faults", None)
+    files.append(faults[1:] if faults and faults.startswith("@") else None)
+    if files.count(STDIN) > 1:
+        raise ValueError("only one FILE can be - (standard input)")
+
+
+def _portal(name: str | None) -> dict | None:
+    """`--portal FILE` (or `-`), read and checked (`load_portal`); None without it."""
+    if name is None:
+        return None
+    return parse_portal(_read_file(name), "standard input") if name == STDIN else load_portal(name)
+
+
+def _hubspot_url(value: str | None) -> str | None:
+    """`--hubspot-url`, checked to be an http(s) URL."""
+    url = urlsplit(value) if value is not None else None
+    if url is not None and (url.scheme not in ("http", "https") or not url.netloc):
+        raise ValueError(f"--hubspot-url {value!r} is not an http(s) URL (e.g. https://api.hubapi.com)")
+    return value
+
+
 def _faults(value: str | None) -> FaultConfig | None:
-    """`--faults`: FaultConfig JSON, inline or `@FILE` (fields in docs/emulator.md)."""
+    """`--faults`: FaultConfig JSON, inline or `@FILE` (`@-`: standard input; fields in docs/emulator.md)."""
     if not value:
         return None
-    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    text = _read_file(value[1:]).decode("utf-8") if value.startswith("@") else value
     try:
         return FaultConfig.model_validate_json(text)
     except ValidationError as error:
@@ -118,10 +197,11 @@ def _replay(args: argparse.Namespace) -> int:
     """Exit status 0 when ingest answered 202 and every profile it accepted was written, else 1 (a smoke test)."""
     if args.time_limit <= 0:
         raise ValueError("--time-limit must be more than 0 seconds")
-    url = urlsplit(args.hubspot_url) if args.hubspot_url is not None else None
-    if url is not None and (url.scheme not in ("http", "https") or not url.netloc):
-        raise ValueError(f"--hubspot-url {args.hubspot_url!r} is not an http(s) URL (e.g. https://api.hubapi.com)")
-    portal = load_portal(args.portal) if args.portal else None
+    if args.limit < 0:
+        raise ValueError("--limit must be at least 0")
+    hubspot_url = _hubspot_url(args.hubspot_url)
+    portal = _portal(args.portal)
+    faults = _faults(args.faults)
 
     def progress(elapsed_s: float, depth: QueueDepth) -> None:
         print(
@@ -131,23 +211,67 @@ def _replay(args: argparse.Namespace) -> int:
         )
 
     result = replay(
-        Path(args.file),
-        hubspot_url=args.hubspot_url,
+        _read_file(args.file),
+        "standard input" if args.file == STDIN else args.file,
+        hubspot_url=hubspot_url,
         portal=portal,
         echo=sys.stderr if args.verbose else None,
-        faults=_faults(args.faults),
+        faults=faults,
         time_limit_s=args.time_limit,
         progress=progress,
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))
     else:
-        _print_summary(result)
+        _print_summary(result, args.limit)
+    return 0 if result.ok else 1
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    """SIGINT and SIGTERM, while `serve` runs: as Python's own Ctrl-C (also when the shell that started the
+    command in the background made it ignore SIGINT)."""
+    raise KeyboardInterrupt
+
+
+def _until_interrupted() -> None:
+    """Block until SIGINT (Ctrl-C) or SIGTERM."""
+    with contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Exit status 0 when every profile accepted while it ran was written, else 1 (reported on stderr)."""
+    if not 0 <= args.port <= 65535:
+        raise ValueError("--port must be 0 to 65535 (0: a free port)")
+    hubspot_url = _hubspot_url(args.hubspot_url)
+    portal = _portal(args.portal)
+    stdout = sys.stdout  # the JSON line's; the handlers' output takes stdout's place while it serves
+
+    def ready(info: dict) -> None:
+        print(json.dumps(info), file=stdout, flush=True)
+
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with contextlib.ExitStack() as stack:
+            output = sys.stderr if args.verbose else stack.enter_context(open(os.devnull, "w"))
+            result = serve.serve(
+                ready, _until_interrupted, port=args.port, hubspot_url=hubspot_url, portal=portal, handler_output=output
+            )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    report = [
+        f"{PROG} serve: stopped after {result.requests} request(s) and {result.invocations} deliver invocation(s); "
+        f"left on the queue: {result.left_on_queue}",
+        f"Profiles: {result.accounting}",
+        "OK: every accepted profile was written." if result.ok else "NOT OK: not every accepted profile was written.",
+    ]
+    print("\n".join(report), file=sys.stderr)
     return 0 if result.ok else 1
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    portal = load_portal(args.portal) if args.portal else None
+    portal = _portal(args.portal)
     faults = _faults(args.faults)
     emulator = HubSpotEmulator(
         tokens={args.token: PRODUCT_SCOPES}, portal=portal, port=args.port, tier=args.tier, faults=faults
@@ -286,17 +410,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+VERBOSE_HELP = (
+    "show on stderr what the functions write: their JSON log lines (level POWERTOOLS_LOG_LEVEL, INFO when unset) "
+    "and their metrics (CloudWatch embedded metric format lines)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (README, "Local tools")."""
     parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"{PROG} {importlib.metadata.version(PROG)}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     replay_cmd = commands.add_parser("replay", help="run a request body or API Gateway event through the pipeline")
-    replay_cmd.add_argument("file", help="an AEP request body (JSON) or an API Gateway proxy event")
-    replay_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    replay_cmd.add_argument("file", help="an AEP request body (JSON) or an API Gateway proxy event; - for stdin")
+    replay_cmd.add_argument("--json", action="store_true", help="print one JSON object (whole, whatever --limit)")
+    replay_cmd.add_argument(
+        "--limit",
+        type=int,
+        default=REPLAY_LIST_LIMIT,
+        metavar="N",
+        help=f"show at most N rows of each list of the summary (default {REPLAY_LIST_LIMIT}; 0: counts only)",
+    )
     replay_cmd.add_argument("--hubspot-url", help="write to this HubSpot instead (token from HUBSPOT_ACCESS_TOKEN)")
-    replay_cmd.add_argument("--portal", help="pre-load the emulator's portal from this JSON file")
-    replay_cmd.add_argument("--verbose", action="store_true", help="show the handlers' logs and metrics on stderr")
+    replay_cmd.add_argument("--portal", help="pre-load the emulator's portal from this JSON file (- for stdin)")
+    replay_cmd.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     replay_cmd.add_argument("--faults", help="emulator fault injection: FaultConfig JSON or @FILE (docs/emulator.md)")
     replay_cmd.add_argument(
         "--time-limit",
@@ -307,12 +445,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay_cmd.set_defaults(run=_replay)
 
+    serve_cmd = commands.add_parser(
+        "serve", help="serve the webhook on 127.0.0.1, the whole pipeline behind it, until Ctrl-C or SIGTERM"
+    )
+    serve_cmd.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: a free port)")
+    serve_cmd.add_argument("--hubspot-url", help="write to this HubSpot instead (token from HUBSPOT_ACCESS_TOKEN)")
+    serve_cmd.add_argument("--portal", help="pre-load the emulator's portal from this JSON file (- for stdin)")
+    serve_cmd.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+    serve_cmd.set_defaults(run=_serve)
+
     emulator_cmd = commands.add_parser("emulator", help="run the HubSpot emulator alone")
     emulator_cmd.add_argument(
         "--port", type=int, default=EMULATOR_PORT, help=f"port on 127.0.0.1 (default {EMULATOR_PORT})"
     )
     emulator_cmd.add_argument("--token", default=EMULATOR_TOKEN, help=f"accepted token (default {EMULATOR_TOKEN})")
-    emulator_cmd.add_argument("--portal", help="pre-load the portal from this JSON file")
+    emulator_cmd.add_argument("--portal", help="pre-load the portal from this JSON file (- for stdin)")
     emulator_cmd.add_argument(
         "--tier", default="professional", choices=list(TIERS), help="rate limits (default professional)"
     )
@@ -385,6 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     try:
+        _check_one_stdin(args)
         return args.run(args)
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from failing to flush at exit.

@@ -192,7 +192,7 @@ def _record(message: dict, queue_arn: str, region: str) -> dict:
 
 
 class EventSourceMapping:
-    """Polls `queue_url` and invokes the handler(s) until the queue is empty.
+    """Polls `queue_url` and invokes the handler(s) until the queue is empty, or until `stop` is called.
 
     Args:
         sqs: a boto3 SQS client (moto).
@@ -235,10 +235,17 @@ class EventSourceMapping:
         self._window_s = batching_window_s
         self._chaos = chaos
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._most_calls = 1  # the most AWS calls one invocation has made (where a doomed one may die)
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
         self._queue_arn = attributes["QueueArn"]
         self._region = sqs.meta.region_name
+
+    def stop(self) -> None:
+        """Make the drain start no more invocations and return once those running have ended (callable
+        from any thread; what is left stays on the queue: `DrainStats.left_on_queue`). A stopped mapping stays
+        stopped."""
+        self._stopping.set()
 
     def _receive(self, count: int) -> list[dict]:
         answer = self._sqs.receive_message(
@@ -365,7 +372,7 @@ class EventSourceMapping:
         Returns:
             True when it stopped because the queue was empty; False when it gave up (waited `max_wait_s`
             for messages that did not become visible, or the drain's `deadline`, a `time.monotonic()`
-            reading, passed).
+            reading, passed), or was stopped.
         """
         handler = self._handlers[index]
         chaos = self._chaos
@@ -373,7 +380,7 @@ class EventSourceMapping:
         held: list[list] = []  # [batches still to let pass, messages] for batches held back
         idle_since = None
         while True:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._stopping.is_set():
                 for _, messages in held:  # handed back, as a stopped mapping's would be after their timeout
                     for message in messages:
                         self._show_again(message)
@@ -388,7 +395,7 @@ class EventSourceMapping:
                         return True
                     if time.monotonic() - idle_since > self._max_wait_s:
                         return False
-                time.sleep(_IDLE_POLL_S)
+                self._stopping.wait(_IDLE_POLL_S)
                 continue
             elif chaos is not None and rng.random() < chaos.hold_rate:
                 held.append([rng.randint(1, 3), messages])
@@ -437,8 +444,9 @@ class EventSourceMapping:
 
     def drain(self, inputs_done: threading.Event | None = None) -> DrainStats:
         """Invoke the handler(s) batch after batch until no message is left on the queue in any state, or until
-        the pollers give up (`max_wait_s`, `time_limit_s`); with `inputs_done`, not before that event is set
-        (input is still arriving). `DrainStats.left_on_queue` says what was left.
+        the pollers give up (`max_wait_s`, `time_limit_s`) or `stop` is called; with `inputs_done`, not before
+        that event is set (input is still arriving) or `stop` is called. `DrainStats.left_on_queue` says what
+        was left.
 
         Once the pollers stopped, the queue is counted again: a poller that found it empty may have stopped
         while another one's invocation was sending messages, and those are drained too.

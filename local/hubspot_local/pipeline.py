@@ -13,10 +13,8 @@ import secrets
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TextIO
 
 import boto3
@@ -30,16 +28,18 @@ from hubspot_destination.domain.identity import emails_in_identity_map
 from hubspot_destination.domain.messages import decode_message
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.hubspot.errors import HubSpotError
+from hubspot_destination.ingest.body import raw_request_body
 from hubspot_destination.ingest.signature import sign
 from hubspot_destination.observability import logger
 from hubspot_local.accounting import Accounting, account, dropped_attributes, sent_profiles
+from hubspot_local.api_gateway import rest_proxy_event
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping, QueueDepth, queue_depth
 from hubspot_local.harness import thread_safe_moto
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
 from hubspot_local.template import deployed_settings
 from hubspot_operations.dead_letters import SQS_REDRIVE_REASON
-from hubspot_operations.request_file import read_request
+from hubspot_operations.request_file import request_body
 
 EMULATOR_TOKEN = "local-dev-token"  # noqa: S105 - the emulator's public test token
 QUEUE_NAME = "hubspot-destination-activations"
@@ -127,39 +127,18 @@ def proxy_event(
     Args:
         body: the raw request body (`b""` for a `GET`: API Gateway then passes `body: null`).
         signing_secret: the webhook signing secret.
-        template: an existing proxy event to start from (its body and credentials are replaced).
+        template: an existing proxy event to start from (its request, credentials and context are replaced;
+            its other headers are kept).
     """
     now = time.time()
-    event = json.loads(json.dumps(template)) if template else {}
-    headers = {
-        k: v for k, v in (event.get("headers") or {}).items() if k.lower() not in ("authorization", "x-signature")
-    }
+    given = (template or {}).get("headers") or {}
+    headers = {k: v for k, v in given.items() if k.lower() not in ("authorization", "x-signature")}
     headers.setdefault("Content-Type", "application/json")
     headers["X-Signature"] = sign(signing_secret, int(now), body)
-    event.update(
-        {
-            "resource": path,
-            "path": path,
-            "httpMethod": method,
-            "headers": headers,
-            "multiValueHeaders": {k: [v] for k, v in headers.items()},
-            "body": body.decode() if body else None,
-            "isBase64Encoded": False,
-        }
-    )
-    context = event.setdefault("requestContext", {})
-    context.update(
-        {
-            "resourcePath": path,
-            "httpMethod": method,
-            "path": f"/prod{path}",
-            "stage": "prod",
-            "requestId": str(uuid.uuid4()),
-            "requestTimeEpoch": int(now * 1000),
-        }
-    )
-    context.setdefault("identity", {"sourceIp": "127.0.0.1"})
-    return event
+    event = rest_proxy_event(method, path, headers.items(), body, now=now)
+    if template is None:
+        return event
+    return {**template, **event, "requestContext": {**template.get("requestContext", {}), **event["requestContext"]}}
 
 
 class LocalPipeline:
@@ -292,8 +271,18 @@ class LocalPipeline:
         self._stack.close()
 
     def ingest(self, raw_body: bytes, template: dict | None = None) -> dict:
-        """Call the ingest handler as API Gateway would; returns `{"status", "body"}`."""
-        event = proxy_event(raw_body, self.signing_secret, template)
+        """Call the ingest handler as API Gateway would, with a signed request; returns `{"status", "body"}`
+        (the body parsed when it is JSON)."""
+        self.invoke_ingest(proxy_event(raw_body, self.signing_secret, template))
+        return self.ingested[-1][1]
+
+    def invoke_ingest(self, event: dict) -> dict:
+        """Call the ingest handler with an API Gateway REST proxy event, and count the request for `accounting`
+        (its profiles as sent). Call it from one thread at a time: the handler is one execution environment.
+
+        Returns:
+            The handler's response: `{"statusCode", "multiValueHeaders", "body", "isBase64Encoded", ...}`.
+        """
         with contextlib.redirect_stdout(self._handler_output):
             response = self.ingest_module.lambda_handler(event, LambdaContext("IngestFunction", 10))
         body = response.get("body") or ""
@@ -301,9 +290,9 @@ class LocalPipeline:
             parsed = json.loads(body)
         except json.JSONDecodeError:
             parsed = body
-        answer = {"status": response["statusCode"], "body": parsed}
-        self.ingested.append((raw_body, answer))
-        return answer
+        raw_body = raw_request_body(event.get("body"), bool(event.get("isBase64Encoded")))
+        self.ingested.append((raw_body, {"status": response["statusCode"], "body": parsed}))
+        return response
 
     def check_hubspot(self) -> None:
         """Read the portal's properties once, so that a refused token or an unreachable HubSpot is reported
@@ -500,7 +489,8 @@ class _Tee(io.StringIO):
 
 
 def replay(
-    path: Path,
+    request: bytes,
+    source: str,
     hubspot_url: str | None = None,
     portal: dict | None = None,
     echo: TextIO | None = None,
@@ -511,6 +501,7 @@ def replay(
     """Run FILE through the whole local pipeline and return what happened to every profile.
 
     Args:
+        request: FILE's contents (`request_file.request_body`); `source` names it in errors.
         echo: where to show the handlers' logs and metrics as they are written (`--verbose`); None: nowhere.
         time_limit_s: delivery stops after this many seconds; what is still queued then is reported.
         progress: see `LocalPipeline.drain`.
@@ -520,7 +511,7 @@ def replay(
             refused the token or could not be reached.
         HubSpotError: a real portal failed while it was read back after delivery.
     """
-    raw_body, template = read_request(path)
+    raw_body, template = request_body(request, source)
     handler_log = _Tee(echo)
     with LocalPipeline(hubspot_url=hubspot_url, portal=portal, handler_output=handler_log, faults=faults) as pipeline:
         if hubspot_url:

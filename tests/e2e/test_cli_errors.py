@@ -44,6 +44,13 @@ ERRORS = {
     "refused token": ["replay", SAMPLE, "--hubspot-url", "{hubspot}"],
     "unknown command": ["deliver"],
     "emulator faults": ["emulator", "--faults", "{"],
+    "replay limit": ["replay", SAMPLE, "--limit", "-1"],
+    "two FILEs on standard input": ["replay", "-", "--portal", "-"],
+    "serve port out of range": ["serve", "--port", "65536"],
+    "serve port in use": ["serve", "--port", "{hubspot_port}"],
+    "serve portal not JSON": ["serve", "--portal", "README.md"],
+    "serve not a URL": ["serve", "--hubspot-url", "api.hubapi.com"],
+    "serve unreachable HubSpot": ["serve", "--hubspot-url", UNREACHABLE],
     "bench profiles": ["bench", "--profiles", "0"],
     "bench tier": ["bench", "--tier", "platinum"],
     "chaos profiles": ["chaos", "--profiles", "0"],
@@ -51,7 +58,7 @@ ERRORS = {
     "dead letters limit": ["dead-letters", "--dlq-url", "q", "--limit", "0"],
     "redrive without a queue": ["redrive", "--dlq-url", "q"],
 }
-TOKENS = {"refused token": "wrong-token", "unreachable HubSpot": "any-token"}
+TOKENS = {"refused token": "wrong-token", "unreachable HubSpot": "any-token", "serve unreachable HubSpot": "any-token"}
 
 
 @pytest.mark.parametrize(("case", "argv"), ERRORS.items(), ids=ERRORS.keys())
@@ -62,7 +69,8 @@ def test_every_error_is_one_line_on_stderr_and_exit_status_2(pipeline_env, monke
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # dead-letters reaches for an endpoint, not for AWS
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     log_stream = logger.registered_handler.stream
-    status = exit_status([arg.replace("{hubspot}", hubspot.base_url) for arg in argv])
+    port = hubspot.base_url.rsplit(":", 1)[1]
+    status = exit_status([arg.replace("{hubspot}", hubspot.base_url).replace("{hubspot_port}", port) for arg in argv])
     out, err = capsys.readouterr()
     assert logger.registered_handler.stream is log_stream
     assert harness._active == []  # moto is no longer serialised, so no longer patched either

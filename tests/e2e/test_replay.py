@@ -8,19 +8,13 @@ from pathlib import Path
 import pytest
 
 from hubspot_destination.domain.audiences import audience_property_name
+from tests.conftest import SAMPLE_EMAILS
 from tests.helpers import assert_replay_accounted_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = Path(sys.executable).with_name("hubspot-destination")
 HIGH_VALUE = "0b7a6c1e-3f2d-4e59-9a61-5c4d3b2a1f00"
 CART = "9e8d7c6b-5a49-4382-b1f0-e2d3c4b5a697"
-SAMPLE_EMAILS = {
-    "ana.garcia@example.com",
-    "ben.okafor@example.org",
-    "chen.li@example.net",
-    "dara.obrien@example.ie",
-    "farah.haddad@example.com",
-}
 NOTHING_WORKS = json.dumps({"error_rates": {"503": 1.0}})
 
 

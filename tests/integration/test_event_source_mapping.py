@@ -2,13 +2,14 @@
 a drain that gives up says what it left. Against moto's SQS; a hooked client pauses at chosen points so a
 message's delay or visibility timeout ends exactly where the mapping could miss it."""
 
+import threading
 import time
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from hubspot_local.event_source_mapping import EventSourceMapping, QueueDepth, queue_depth
+from hubspot_local.event_source_mapping import DrainStats, EventSourceMapping, QueueDepth, queue_depth
 from hubspot_local.harness import thread_safe_moto
 from tests.helpers import HookedClient
 
@@ -96,3 +97,41 @@ def test_a_drain_past_its_time_limit_stops_and_says_what_it_left(sqs):
 def test_a_count_that_misses_a_message_changing_state_is_made_again(sqs, state):
     url = hidden_message(sqs, state)
     assert queue_depth(during_the_count(sqs), url) == QueueDepth(visible=1)
+
+
+def drain_in_background(mapping: EventSourceMapping, inputs_done: threading.Event) -> tuple[threading.Thread, list]:
+    """Run `mapping.drain(inputs_done)` in a daemon thread (a drain that never returns cannot hold the test
+    run); the list receives its stats."""
+    stats: list = []
+    thread = threading.Thread(target=lambda: stats.append(mapping.drain(inputs_done)), daemon=True)
+    thread.start()
+    return thread, stats
+
+
+def test_stop_ends_a_drain_still_waiting_for_input(sqs):
+    url = sqs.create_queue(QueueName="activations")["QueueUrl"]
+    mapping = EventSourceMapping(sqs, url, lambda event, _: None)
+    inputs_done = threading.Event()  # never set: input keeps arriving, as behind `serve`
+    thread, stats = drain_in_background(mapping, inputs_done)
+    mapping.stop()
+    thread.join(timeout=30)
+    assert stats == [DrainStats()]
+
+
+def test_a_drain_stopped_during_an_invocation_starts_no_other_and_says_what_it_left(sqs):
+    url = sqs.create_queue(QueueName="activations")["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+    sqs.send_message(QueueUrl=url, MessageBody="now")
+    handled = []
+
+    def handler(event, _context):
+        handled.extend(record["body"] for record in event["Records"])
+        sqs.send_message(QueueUrl=url, MessageBody="sent by the invocation")
+        mapping.stop()
+
+    mapping = EventSourceMapping(sqs, url, handler)
+    thread, stats = drain_in_background(mapping, threading.Event())
+    thread.join(timeout=30)
+    assert handled == ["now"]
+    [drained] = stats
+    assert (drained.invocations, drained.left_on_queue) == (1, QueueDepth(visible=1, delayed=1))

@@ -5,7 +5,7 @@ to its source and its test.
 """
 
 from .faults import FaultConfig
-from .portal import load_portal
+from .portal import load_portal, parse_portal
 from .server import DEFAULT_TOKEN, PRODUCT_SCOPES, HubSpotEmulator
 
-__all__ = ["DEFAULT_TOKEN", "PRODUCT_SCOPES", "FaultConfig", "HubSpotEmulator", "load_portal"]
+__all__ = ["DEFAULT_TOKEN", "PRODUCT_SCOPES", "FaultConfig", "HubSpotEmulator", "load_portal", "parse_portal"]

@@ -398,12 +398,20 @@ def load_portal(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValueError(f"{path}: cannot read the portal file: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-    check_portal_shape(data, str(path))
+    return parse_portal(text, str(path))
+
+
+def parse_portal(text: str | bytes, where: str) -> dict[str, Any]:
+    """Validate the contents of a ``--portal`` file as ``load_portal`` does; ``where`` names it in errors
+    (``ValueError``)."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{where}: not valid JSON: {exc}") from exc
+    check_portal_shape(data, where)
     Portal(0).preload(data)
     return data
 
