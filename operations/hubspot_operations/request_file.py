@@ -3,7 +3,6 @@ Gateway proxy event carrying one (as `events/apigw-activation.json`)."""
 
 import base64
 import json
-from pathlib import Path
 
 
 def request_body(raw: bytes, source: str) -> tuple[bytes, dict | None]:
@@ -24,8 +23,3 @@ def request_body(raw: bytes, source: str) -> tuple[bytes, dict | None]:
         raw_body = base64.b64decode(body) if document.get("isBase64Encoded") else body.encode()
         return raw_body, document
     return raw, None
-
-
-def read_request(path: Path) -> tuple[bytes, dict | None]:
-    """Read a request file; returns and raises as `request_body` (and `OSError` when it cannot be read)."""
-    return request_body(path.read_bytes(), str(path))
