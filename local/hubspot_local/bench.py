@@ -217,14 +217,8 @@ def run_bench(
         moto_timer = stack.enter_context(thread_safe_moto())
         stack.enter_context(functions_share_fairly())
         dynamodb_url = stack.enter_context(dynalite()) if dynamodb == "dynalite" else None
-        # Leases go 16 at a time against a DynamoDB of its own, as in production; moto runs one call at a time.
-        versions_concurrency = "16" if dynamodb_url else "2"
         stack.enter_context(
-            environment(
-                HUBSPOT_REQUESTS_PER_10S=str(burst_limit),
-                MAX_CONCURRENCY=str(MAX_CONCURRENCY),
-                CONTACT_VERSIONS_CONCURRENCY=versions_concurrency,
-            )
+            environment(HUBSPOT_REQUESTS_PER_10S=str(burst_limit), MAX_CONCURRENCY=str(MAX_CONCURRENCY))
         )
         emulator = stack.enter_context(
             HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, tier=tier, faults=faults)
