@@ -33,4 +33,4 @@ def test_requests_are_counted_per_rolling_10_s_and_contacts_per_second():
     assert windows[10] == 1  # 0.0 has rolled out, 0.5 not yet
     assert windows[11] == 1  # 0.5 gone, 10.5 in
     assert windows[12] == 2  # the reset (no status) reached the emulator and was counted
-    assert written[0] == 200 and written[3] == 0 and written[10] == 50 and written[12] == 0
+    assert (written[0], written[3], written[10], written[12]) == (200, 0, 50, 0)
