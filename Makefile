@@ -14,7 +14,7 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --constraint $(PINS)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: install demo test lint typecheck validate build pytest openapi clean
+.PHONY: install demo bench bench-plot test lint typecheck validate build pytest openapi clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s)" % sys.version.split()[0])'
@@ -31,6 +31,21 @@ $(BIN)/.installed: pyproject.toml $(PINS) | $(BIN)/python
 	$(PIP_INSTALL) -e '.[test]'
 	touch $@ $(BIN)/.demo-installed
 
+# `make bench-plot`: the demo's packages and matplotlib, for `bench --plot`.
+$(BIN)/.plot-installed: pyproject.toml $(PINS) | $(BIN)/python
+	$(PIP_INSTALL) -e '.[plot]'
+	touch $@ $(BIN)/.demo-installed
+
+# The bench runs DynamoDB as a process of its own: dynalite, an npm package (Node.js and npm), pinned by the
+# lockfile. Its native LevelDB build is not needed (the bench keeps its table in memory), so no install script runs.
+BENCH_TOOLS := local/bench
+DYNALITE := $(BENCH_TOOLS)/node_modules/.bin/dynalite
+BENCH_ARGS ?= --profiles 20000 --tier professional
+
+$(DYNALITE): $(BENCH_TOOLS)/package.json $(BENCH_TOOLS)/package-lock.json
+	npm ci --prefix $(BENCH_TOOLS) --no-audit --no-fund --ignore-scripts
+	touch $@
+
 $(SAM):
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -40,6 +55,14 @@ install: $(BIN)/.installed
 
 demo: $(BIN)/.demo-installed
 	$(BIN)/hubspot-destination replay events/activation.json
+
+# Throughput (README, "Throughput: bench"); e.g. make bench BENCH_ARGS="--profiles 5000 --tier free --compare".
+bench: $(BIN)/.demo-installed $(DYNALITE)
+	$(BIN)/hubspot-destination bench $(BENCH_ARGS)
+
+# The same with the peer's strategy beside ours, drawn to docs/bench.png (the README's picture).
+bench-plot: $(BIN)/.plot-installed $(DYNALITE)
+	$(BIN)/hubspot-destination bench --compare --plot docs/bench.png $(BENCH_ARGS)
 
 lint: install $(SAM)
 	$(BIN)/ruff check .
@@ -67,4 +90,4 @@ pytest: install $(SAM)
 test: lint typecheck validate build pytest
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam $(BENCH_TOOLS)/node_modules

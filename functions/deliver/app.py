@@ -55,6 +55,7 @@ def _client() -> HubSpotClient:
         requests_per_10s=settings.hubspot_requests_per_10s,
         share=settings.max_concurrency,
         daily_pause_s=settings.daily_limit_requeue_seconds,
+        in_flight=settings.hubspot_upserts_in_flight,
     )
 
 
@@ -74,7 +75,8 @@ def _delivery() -> Delivery:
         concurrency=concurrency,
     )
     audiences = AudienceProperties(client, catalog, group, label, limits)
-    return Delivery(HubSpotContacts(client), catalog, audiences, versions, policy)
+    contacts = HubSpotContacts(client, in_flight=settings.hubspot_upserts_in_flight)
+    return Delivery(contacts, catalog, audiences, versions, policy)
 
 
 @cache

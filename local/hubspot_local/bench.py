@@ -3,21 +3,34 @@
 Ingest (1,000-profile requests, as AEP sends them) runs in this thread while the event source mapping drains
 the queue with the template's `MaximumConcurrency` (one deliver execution environment per concurrent
 invocation, each pacing itself to its share of the budget), against the emulator enforcing the tier's
-limits in real time. Delivery starts with the first request, so the queue stays shallow (moto's SQS costs
-O(queue depth) per call; see `load`). The interpreter shares its time among the functions as separate
-execution environments would (`load.functions_share_fairly`), so ingest latency is not that of a thread
-starved by its neighbours.
+limits in real time and answering after a seeded lognormal time (`latency_ms`, its median for a 100-input
+upsert: an assumption, docs/emulator.md). DynamoDB is dynalite, a process of its own (`stand_ins.py`), or
+moto in this process; SQS and Secrets Manager are moto. Delivery starts with the first request, so the queue
+stays shallow (moto's SQS costs O(queue depth) per call). The interpreter shares its time among the
+functions as separate execution environments would (`harness.functions_share_fairly`).
+
+`strategy="peer"` runs what integrations without pacing do, on the same input and emulator: the same
+pipeline with the pacer off, so each invocation sends its batches of 100 as fast as its calls in flight
+allow, and a 429 is waited out (`Retry-After`, else the window the rate-limit headers name: 10 s, what
+HubSpot's Node SDK waits) and sent again.
 """
 
+import contextlib
 import json
 import os
+import sys
+import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 
-from hubspot_local.emulator import PRODUCT_SCOPES, HubSpotEmulator
+from hubspot_destination.hubspot.pacing import Pacer
+from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
+from hubspot_local.emulator.faults import Latency
 from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.event_source_mapping import EventSourceMapping
 from hubspot_local.harness import (
+    MotoTimer,
     environment,
     feed_and_drain,
     functions_share_fairly,
@@ -26,39 +39,22 @@ from hubspot_local.harness import (
     thread_safe_moto,
 )
 from hubspot_local.pipeline import DEPLOYED, EMULATOR_TOKEN, LocalPipeline
+from hubspot_local.stand_ins import dynalite
+from hubspot_local.usage import Bill
 
-# template.yaml: DeliverMaximumConcurrency's default and the mapping's MaximumBatchingWindowInSeconds.
-MAX_CONCURRENCY = 2
+MAX_CONCURRENCY = DEPLOYED.max_concurrency  # template.yaml: DeliverMaximumConcurrency's default
 PROFILES_PER_REQUEST = 1000
+HUBSPOT_LATENCY_MS = 400.0  # median answer time of a 100-input upsert: an assumption (docs/emulator.md)
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
 AUDIENCES = {"bench-high-value": "High Value Customers", "bench-newsletter": "Newsletter Subscribers"}
-
-
-class RequestClock:
-    """The emulator's clock (`time.monotonic`), remembering when it was first and last read once `start`
-    was called: its rate limiter reads the clock for every request it counts, so these are the times of the
-    first and the last HubSpot request."""
-
-    def __init__(self) -> None:
-        self.first: float | None = None
-        self.last: float | None = None
-        self._started = False
-
-    def start(self) -> None:
-        """Begin recording (the emulator reads the clock once when it is built)."""
-        self._started = True
-
-    def __call__(self) -> float:
-        now = time.monotonic()
-        if self._started:
-            self.first = self.first or now
-            self.last = now
-        return now
+PROGRESS_INTERVAL_S = 5.0
+# The threads our functions' own code runs on besides the invocation's (deliver's pools).
+FUNCTION_THREADS = ("hubspot-upserts", "contact-versions")
 
 
 @dataclass
 class BenchResult:
-    """What `bench` prints.
+    """What `bench` prints (README, "Throughput: bench").
 
     `seconds`: wall time from the first ingest request to the last deliver invocation's end.
     `contacts_per_second`: profiles ÷ `seconds`. `hubspot_requests`: every request the emulator received.
@@ -69,10 +65,13 @@ class BenchResult:
     the part of it spent in moto's SQS (SendMessageBatch, waiting for the delivery threads' moto calls
     included). `ingest_ms_empty_queue`: the first request, sent into an empty queue before delivery starts.
     `contacts_written`, `dead_letters`, `still_queued` and `lost` account for every profile (see
-    `accounting.Accounting`: written means its contact was written during the run). Where the time went, in
-    seconds: `deliver_busy_s` (deliver invocations' wall time, all environments together), and
-    `moto_dynamodb_s` / `moto_sqs_s` (moto's own work in DynamoDB, all of it the deliver function's contact
-    versions, and in SQS, ingest included).
+    `accounting.Accounting`). Where the time went, in seconds: `deliver_busy_s` (deliver invocations' wall
+    time, all environments together), `moto_dynamodb_s` / `moto_sqs_s` (moto's own work; 0 for DynamoDB on
+    dynalite). `cpu_ms_per_contact`: CPU time of the functions' own threads (ingest requests, deliver
+    invocations and their pools), the stand-ins' work on them left out, per profile, in ms.
+    `cost_per_million_usd`: what the run would cost on AWS per million profiles (`usage.Bill`).
+    `hubspot_latency_ms`: the emulator's median answer time for a 100-input upsert (0: none).
+    `timeline`: `(seconds since the first request, status, inputs)` of every HubSpot request, for the plot.
     """
 
     profiles: int
@@ -96,6 +95,10 @@ class BenchResult:
     deliver_busy_s: float
     moto_dynamodb_s: float
     moto_sqs_s: float
+    cpu_ms_per_contact: float
+    cost_per_million_usd: float
+    hubspot_latency_ms: float
+    timeline: list[tuple[float, int | None, int | None]] = field(default_factory=list)
 
     @property
     def all_settled(self) -> bool:
@@ -103,8 +106,10 @@ class BenchResult:
         return not self.still_queued and not self.lost
 
     def as_dict(self) -> dict:
-        """The `--json` object."""
-        return asdict(self)
+        """The `--json` object (without `timeline`)."""
+        figures = asdict(self)
+        del figures["timeline"]
+        return figures
 
 
 def request_bodies(profiles: int, per_request: int = PROFILES_PER_REQUEST) -> list[bytes]:
@@ -137,59 +142,137 @@ def request_bodies(profiles: int, per_request: int = PROFILES_PER_REQUEST) -> li
     return bodies
 
 
-def run_bench(profiles: int = 20_000, tier: str = "professional", concurrency: int = MAX_CONCURRENCY) -> BenchResult:
-    """Run the benchmark and return its figures.
+@contextlib.contextmanager
+def _progress(emulator: HubSpotEmulator, label: str, show: bool) -> Iterator[None]:
+    """Every 5 s, one line on stderr: contacts written, HubSpot requests and 429s so far, elapsed seconds."""
+    stopped, started = threading.Event(), time.monotonic()
+
+    def report() -> None:
+        while not stopped.wait(PROGRESS_INTERVAL_S):
+            requests = list(emulator.requests)
+            written = sum(r["inputs"] or 0 for r in requests if r["path"] == UPSERT_PATH and (r["status"] or 0) < 300)
+            throttled = sum(1 for r in requests if r["status"] == 429)
+            elapsed = time.monotonic() - started
+            print(
+                f"bench {label}: {written} written, {len(requests)} requests, {throttled} 429s, {elapsed:.0f} s",
+                file=sys.stderr,
+            )
+
+    reporter = threading.Thread(target=report, name="bench-progress", daemon=True)
+    if show:
+        reporter.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        if show:
+            reporter.join()
+
+
+def _function_threads_cpu(before: set[int], timer: MotoTimer) -> float:
+    """CPU seconds of the deliver pools' threads started since `before`, the harness's work on them left out."""
+    return sum(
+        time.clock_gettime(time.pthread_getcpuclockid(thread.ident)) - timer.thread_cpu(thread.ident)
+        for thread in threading.enumerate()
+        if thread.ident not in before and thread.ident is not None and thread.name.startswith(FUNCTION_THREADS)
+    )
+
+
+def run_bench(
+    profiles: int = 20_000,
+    tier: str = "professional",
+    latency_ms: float = HUBSPOT_LATENCY_MS,
+    *,
+    dynamodb: str = "moto",
+    strategy: str = "ours",
+    progress: bool = False,
+) -> BenchResult:
+    """Run the benchmark once and return its figures.
+
+    Args:
+        latency_ms: the emulator's median answer time for a 100-input upsert, in ms (0: answers at once).
+        dynamodb: `dynalite` (a process of its own; `make bench` installs it) or `moto` (in this process).
+        strategy: `ours`, or `peer` (no pacing; module doc).
+        progress: report on stderr every 5 s.
 
     Raises:
-        ValueError: an unknown tier, or fewer than one profile.
+        ValueError: an unknown tier, strategy or DynamoDB, or fewer than one profile.
+        FileNotFoundError: dynalite is asked for and not installed.
     """
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; expected one of {', '.join(TIERS)}")
     if profiles < 1:
         raise ValueError("--profiles must be at least 1")
+    if strategy not in ("ours", "peer") or dynamodb not in ("dynalite", "moto"):
+        raise ValueError(f"unknown strategy {strategy!r} or DynamoDB {dynamodb!r}")
     burst_limit = TIERS[tier][0]
     bodies = request_bodies(profiles)
     ingest_ms: list[float] = []
     ingest_sqs_ms: list[float] = []
-    clock = RequestClock()
-    with (
-        open(os.devnull, "w") as output,
-        thread_safe_moto() as moto_timer,
-        functions_share_fairly(),
-        environment(HUBSPOT_REQUESTS_PER_10S=str(burst_limit), MAX_CONCURRENCY=str(concurrency)),
-        HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, tier=tier, clock=clock) as emulator,
-        LocalPipeline(emulator=emulator, handler_output=output) as pipeline,
-    ):
-        handlers = [module.lambda_handler for module in load_deliver_environments(concurrency, output)]
-        clock.start()
+    ingest_cpu_s: list[float] = []
+    faults = FaultConfig(seed=1, latency=Latency(median_ms=latency_ms)) if latency_ms else None
+    threads_before = {thread.ident for thread in threading.enumerate() if thread.ident is not None}
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(open(os.devnull, "w"))
+        moto_timer = stack.enter_context(thread_safe_moto())
+        stack.enter_context(functions_share_fairly())
+        dynamodb_url = stack.enter_context(dynalite()) if dynamodb == "dynalite" else None
+        stack.enter_context(
+            environment(HUBSPOT_REQUESTS_PER_10S=str(burst_limit), MAX_CONCURRENCY=str(MAX_CONCURRENCY))
+        )
+        emulator = stack.enter_context(
+            HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, tier=tier, faults=faults)
+        )
+        pipeline = stack.enter_context(
+            LocalPipeline(emulator=emulator, handler_output=output, dynamodb_url=dynamodb_url)
+        )
+        modules = load_deliver_environments(MAX_CONCURRENCY, output)
+        if strategy == "peer":
+            for module in modules:
+                module._client().pacer = Pacer(None)  # no pacing: as fast as the calls in flight allow
+        usage_before = moto_timer.usage.units.copy()
+
+        def our_cpu() -> float:
+            return time.thread_time() - moto_timer.thread_cpu()
+
         mapping = EventSourceMapping(
             pipeline.sqs,
             pipeline.queue_url,
-            handlers,
+            [module.lambda_handler for module in modules],
             DEPLOYED.batch_size,
             DEPLOYED.timeout_s,
             max_invocations=10 * (profiles // DEPLOYED.batch_size + 10),
             batching_window_s=DEPLOYED.batching_window_s,
+            cpu_clock=our_cpu,
         )
 
         def ingest(body: bytes) -> None:
-            started, moto_before = time.perf_counter(), moto_timer.seconds()
+            started, moto_before, cpu_before = time.perf_counter(), moto_timer.seconds(), our_cpu()
             answer = pipeline.ingest(body)
             if answer["status"] != 202 or answer["body"]["rejected"]:
                 raise RuntimeError(f"ingest refused bench profiles: {answer}")
             ingest_ms.append((time.perf_counter() - started) * 1000)
             ingest_sqs_ms.append((moto_timer.seconds() - moto_before) * 1000)
+            ingest_cpu_s.append(our_cpu() - cpu_before)
 
-        started = time.monotonic()
-        ingest(bodies[0])
-        stats = feed_and_drain(mapping, lambda: [ingest(body) for body in bodies[1:]], output)
-        snapshot = emulator.snapshot()
+        with _progress(emulator, strategy, progress):
+            started = time.monotonic()
+            ingest(bodies[0])
+            stats = feed_and_drain(mapping, lambda: [ingest(body) for body in bodies[1:]], output)
+        cpu_s = sum(ingest_cpu_s) + stats.handler_cpu_s + _function_threads_cpu(threads_before, moto_timer)
+        requests = list(emulator.requests)
         accounting = pipeline.accounting()
-    requests = snapshot["requests"]
+    bill = Bill(
+        lambda_gb_seconds=stats.invocation_seconds * DEPLOYED.deliver_memory_mb / 1024
+        + sum(ingest_ms) / 1000 * DEPLOYED.ingest_memory_mb / 1024,
+        lambda_requests=stats.invocations + len(bodies),
+        api_gateway_requests=len(bodies),
+        units=moto_timer.usage.units - usage_before,
+    )
+    first_at = requests[0]["at"] if requests else 0.0
     upserts = [r for r in requests if r["path"] == UPSERT_PATH and r["status"] is not None and r["status"] < 300]
-    accepted = [r for r in requests if r["status"] != 429]
-    span_s = (clock.last - clock.first) if len(accepted) > 1 else 0.0
-    utilization = (len(accepted) - 1) * 10 / span_s / burst_limit if span_s else 0.0
+    counted = [r for r in requests if r["status"] != 429]
+    span_s = counted[-1]["at"] - counted[0]["at"] if len(counted) > 1 else 0.0
     seconds = stats.last_invocation_end_at - started
     return BenchResult(
         profiles=profiles,
@@ -199,7 +282,7 @@ def run_bench(profiles: int = 20_000, tier: str = "professional", concurrency: i
         hubspot_requests=len(requests),
         contacts_per_request=round(sum(r["inputs"] for r in upserts) / max(len(upserts), 1), 1),
         throttled_requests=sum(1 for r in requests if r["status"] == 429),
-        limit_utilization=round(utilization, 3),
+        limit_utilization=round((len(counted) - 1) * 10 / span_s / burst_limit if span_s else 0.0, 3),
         ingest_ms_p50=round(percentile(ingest_ms, 0.5), 1),
         ingest_ms_p99=round(percentile(ingest_ms, 0.99), 1),
         ingest_sqs_ms_p50=round(percentile(ingest_sqs_ms, 0.5), 1),
@@ -213,4 +296,17 @@ def run_bench(profiles: int = 20_000, tier: str = "professional", concurrency: i
         deliver_busy_s=round(stats.invocation_seconds, 1),
         moto_dynamodb_s=round(moto_timer.service_seconds("dynamodb"), 1),
         moto_sqs_s=round(moto_timer.service_seconds("sqs"), 1),
+        cpu_ms_per_contact=round(cpu_s * 1000 / profiles, 3),
+        cost_per_million_usd=round(bill.usd() * 1e6 / profiles, 2),
+        hubspot_latency_ms=latency_ms,
+        timeline=[(r["at"] - first_at, r["status"], r["inputs"]) for r in requests],
     )
+
+
+def compare(
+    profiles: int, tier: str, latency_ms: float, *, dynamodb: str = "moto", progress: bool = False
+) -> tuple[BenchResult, BenchResult]:
+    """Run the bench with our strategy, then the peer's on the same input and emulator: `(ours, peer)`."""
+    ours = run_bench(profiles, tier, latency_ms, dynamodb=dynamodb, progress=progress)
+    peer = run_bench(profiles, tier, latency_ms, dynamodb=dynamodb, strategy="peer", progress=progress)
+    return ours, peer

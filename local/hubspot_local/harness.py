@@ -29,16 +29,21 @@ from moto.sqs.models import Message
 
 from hubspot_local.event_source_mapping import DrainStats, EventSourceMapping, aws_call_checkpoint
 from hubspot_local.lambda_runtime import load_handler_module
+from hubspot_local.usage import AwsUsage
 
 
 class MotoTimer:
     """Time spent in moto calls, in seconds: per thread (waiting for the lock included), and per AWS service
-    (`sqs`, `dynamodb`, `secretsmanager`; moto's own work, all threads together)."""
+    (`sqs`, `dynamodb`, `secretsmanager`; moto's own work, all threads together); the CPU time the harness
+    spends on each thread's AWS calls (moto's work, and counting them), so that it can be told from the
+    functions' own; and what the calls would cost (`usage`)."""
 
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._by_service: dict[str, float] = {}
+        self._cpu_by_thread: dict[int, float] = {}
+        self.usage = AwsUsage()
 
     def add(self, service: str, waited: float, worked: float) -> None:
         """Charge a call to the calling thread (`waited` for the lock, then `worked` in moto)."""
@@ -46,9 +51,20 @@ class MotoTimer:
         with self._lock:
             self._by_service[service] = self._by_service.get(service, 0.0) + worked
 
+    def add_cpu(self, seconds: float) -> None:
+        """Charge the calling thread with `seconds` of CPU spent by the harness on its AWS calls."""
+        ident = threading.get_ident()
+        with self._lock:
+            self._cpu_by_thread[ident] = self._cpu_by_thread.get(ident, 0.0) + seconds
+
     def seconds(self) -> float:
         """The calling thread's total so far."""
         return getattr(self._local, "seconds", 0.0)
+
+    def thread_cpu(self, ident: int | None = None) -> float:
+        """The harness's CPU seconds on a thread's AWS calls so far (the calling thread's by default)."""
+        with self._lock:
+            return self._cpu_by_thread.get(threading.get_ident() if ident is None else ident, 0.0)
 
     def service_seconds(self, service: str) -> float:
         """moto's work in `service` so far."""
@@ -78,14 +94,22 @@ def thread_safe_moto() -> Iterator[MotoTimer]:
 
     def serialised(self, request):
         aws_call_checkpoint()  # where a doomed invocation dies (`MappingChaos.kill_rate`)
-        called = time.perf_counter()
-        with lock:
-            started = time.perf_counter()
-            try:
-                return process_request(self, request)
-            finally:
-                ended = time.perf_counter()
-                timer.add(urlsplit(request.url).hostname.split(".")[0], started - called, ended - started)
+        harness_cpu = time.thread_time()
+        try:
+            target = request.headers.get("X-Amz-Target") or b""
+            timer.usage.count(target.decode() if isinstance(target, bytes) else target, request.body or b"")
+            if not (urlsplit(request.url).hostname or "").endswith(".amazonaws.com"):
+                return None  # a stand-in of its own (dynalite, stand_ins.py): sent over HTTP, nothing to serialise
+            called = time.perf_counter()
+            with lock:
+                started = time.perf_counter()
+                try:
+                    return process_request(self, request)
+                finally:
+                    ended = time.perf_counter()
+                    timer.add(urlsplit(request.url).hostname.split(".")[0], started - called, ended - started)
+        finally:
+            timer.add_cpu(time.thread_time() - harness_cpu)
 
     BotocoreStubber.process_request = serialised
     # moto's own properties compare the same fields with unix_time_millis() built from naive datetimes.

@@ -20,6 +20,7 @@ from typing import TextIO
 import boto3
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
+from moto.core.config import default_user_config
 from moto.sqs.models import sqs_backends
 from pydantic import ValidationError
 
@@ -35,7 +36,7 @@ from hubspot_local.accounting import Accounting, account, dropped_attributes, se
 from hubspot_local.api_gateway import rest_proxy_event
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping, QueueDepth, queue_depth
-from hubspot_local.harness import thread_safe_moto
+from hubspot_local.harness import environment, thread_safe_moto
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
 from hubspot_local.template import deployed_settings
 from hubspot_operations.dead_letters import SQS_REDRIVE_REASON
@@ -151,6 +152,8 @@ class LocalPipeline:
         emulator: an emulator to use instead of starting one (tests pass one with faults or scopes).
         handler_output: where the handlers' logs and metrics go (Powertools writes them to stdout, which
             stays the CLI's own); stderr by default.
+        dynamodb_url: a DynamoDB endpoint of its own (dynalite, `stand_ins.dynalite`) instead of moto's; the
+            functions reach it through `AWS_ENDPOINT_URL_DYNAMODB`, as they would reach DynamoDB.
     """
 
     def __init__(
@@ -160,8 +163,10 @@ class LocalPipeline:
         emulator: HubSpotEmulator | None = None,
         handler_output: TextIO | None = None,
         faults: FaultConfig | None = None,
+        dynamodb_url: str | None = None,
     ):
         self._handler_output = handler_output or sys.stderr
+        self._dynamodb_url = dynamodb_url
         self._faults = faults
         self._hubspot_url = hubspot_url
         self._portal = portal
@@ -194,10 +199,15 @@ class LocalPipeline:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         # Local runs keep backoff short so a replay finishes in seconds (production: 10 s, doubling).
         os.environ.setdefault("RETRY_BASE_DELAY_SECONDS", "1")
-        # moto runs one call at a time (below), so more lease writes in flight than 2 only add threads that
-        # compete with ingest for this one interpreter (production: 16, each waiting on DynamoDB).
+        # moto runs one call at a time (below), and so does dynalite (one Node.js thread), so more lease writes
+        # in flight than 2 only add threads that compete with ingest for this one interpreter (production: 16,
+        # each waiting on DynamoDB).
         os.environ.setdefault("CONTACT_VERSIONS_CONCURRENCY", "2")
-        stack.enter_context(mock_aws())
+        if self._dynamodb_url:
+            stack.enter_context(environment(AWS_ENDPOINT_URL_DYNAMODB=self._dynamodb_url))
+        # DynamoDB calls go to its own endpoint when there is one.
+        passthrough = {"urls": [], "services": ["dynamodb"] if self._dynamodb_url else []}
+        stack.enter_context(mock_aws(config={"core": {**default_user_config["core"], "passthrough": passthrough}}))
         # The deliver function writes contact leases from several threads; moto is not thread-safe.
         stack.enter_context(thread_safe_moto())
         # Powertools' Logger holds the stream it was created with; point it at the handlers' output too.
@@ -237,9 +247,10 @@ class LocalPipeline:
             AttributeDefinitions=[{"AttributeName": "contact", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )
-        dynamodb.update_time_to_live(
-            TableName=VERSIONS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}
-        )
+        if not self._dynamodb_url:  # dynalite has no TTL (stand_ins.py); nothing expires during a run anyway
+            dynamodb.update_time_to_live(
+                TableName=VERSIONS_TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}
+            )
         webhook = secretsmanager.create_secret(Name=WEBHOOK_SECRET_NAME, SecretString="{}")
         self.set_sender_credentials(bearer_tokens=[], signing_secrets=[self.signing_secret])
         hubspot = secretsmanager.create_secret(Name="hubspot-destination/hubspot-token", SecretString=token)

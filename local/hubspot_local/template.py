@@ -34,13 +34,17 @@ _CloudFormationLoader.add_multi_constructor("!", _tagged)
 @dataclass(frozen=True)
 class DeployedSettings:
     """What the event source mapping and the queues do in AWS: `batch_size` messages per invocation,
-    `batching_window_s`, the deliver function's `timeout_s`, and the queue's `max_receive_count` before SQS
-    moves a message to the dead-letter queue."""
+    `batching_window_s`, the deliver function's `timeout_s`, the queue's `max_receive_count` before SQS
+    moves a message to the dead-letter queue, `max_concurrency` (the default of `DeliverMaximumConcurrency`),
+    and each function's memory (`ingest_memory_mb`, `deliver_memory_mb`: what Lambda bills by)."""
 
     batch_size: int
     batching_window_s: int
     timeout_s: int
     max_receive_count: int
+    max_concurrency: int
+    ingest_memory_mb: int
+    deliver_memory_mb: int
 
 
 @cache
@@ -50,7 +54,8 @@ def deployed_settings(path: Path = TEMPLATE) -> DeployedSettings:
     Raises:
         OSError: the template cannot be read. KeyError: it no longer declares one of them where expected.
     """
-    resources = yaml.load(path.read_text(encoding="utf-8"), Loader=_CloudFormationLoader)["Resources"]  # noqa: S506
+    template = yaml.load(path.read_text(encoding="utf-8"), Loader=_CloudFormationLoader)  # noqa: S506
+    resources = template["Resources"]
     deliver = resources["DeliverFunction"]["Properties"]
     mapping = deliver["Events"]["ActivationQueue"]["Properties"]
     redrive = resources["ActivationQueue"]["Properties"]["RedrivePolicy"]
@@ -59,4 +64,7 @@ def deployed_settings(path: Path = TEMPLATE) -> DeployedSettings:
         batching_window_s=int(mapping["MaximumBatchingWindowInSeconds"]),
         timeout_s=int(deliver["Timeout"]),
         max_receive_count=int(redrive["maxReceiveCount"]),
+        max_concurrency=int(template["Parameters"]["DeliverMaximumConcurrency"]["Default"]),
+        ingest_memory_mb=int(resources["IngestFunction"]["Properties"]["MemorySize"]),
+        deliver_memory_mb=int(deliver["MemorySize"]),
     )

@@ -22,8 +22,11 @@ CLI = Path(sys.executable).with_name("hubspot-destination")
 LOYAL = audience_property_name("chaos-loyal")
 
 
+FIGURES = set(BenchResult.__dataclass_fields__) - {"timeline"}
+
+
 def test_bench_reports_its_figures_and_delivers_every_profile(pipeline_env):
-    bench = run_bench(profiles=300, tier="addon")
+    bench = run_bench(profiles=300, tier="addon", latency_ms=50)
     result = bench.as_dict()
     assert bench.all_settled
     assert (result["contacts_written"], result["dead_letters"], result["still_queued"], result["lost"]) == (
@@ -32,26 +35,35 @@ def test_bench_reports_its_figures_and_delivers_every_profile(pipeline_env):
         0,
         0,
     )
-    assert set(result) == set(BenchResult.__dataclass_fields__)
-    assert (result["profiles"], result["tier"]) == (300, "addon")
+    assert set(result) == FIGURES
+    assert (result["profiles"], result["tier"], result["hubspot_latency_ms"]) == (300, "addon", 50)
     assert 50 <= result["contacts_per_request"] <= 100
     assert result["hubspot_requests"] >= 3
     assert 0 < result["limit_utilization"] <= 1
     assert 0 < result["ingest_ms_p50"] <= result["ingest_ms_p99"]
+    assert result["cpu_ms_per_contact"] > 0
+    # Every contact is read once (1 RRU) and written twice (lease, release: 1 WRU each, items under 1 KB).
+    assert result["cost_per_million_usd"] >= 0.125 + 2 * 0.625
+    assert len(bench.timeline) == result["hubspot_requests"]
+    assert bench.timeline[0][0] == 0.0
 
 
-def test_bench_command_prints_one_json_object(pipeline_env):
+def test_bench_command_compares_with_the_peer_in_one_json_object(pipeline_env):
     done = subprocess.run(
-        [str(CLI), "bench", "--profiles", "100", "--tier", "addon", "--json"],
+        [str(CLI), "bench", "--profiles", "100", "--tier", "addon", "--dynamodb", "moto", "--compare", "--json"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert set(result) == set(BenchResult.__dataclass_fields__)
-    assert (result["profiles"], result["contacts_written"], result["throttled_requests"]) == (100, 100, 0)
+    assert set(result) == FIGURES | {"peer"}
+    assert set(result["peer"]) == FIGURES
+    for figures in (result, result["peer"]):
+        assert (figures["profiles"], figures["contacts_written"], figures["lost"]) == (100, 100, 0)
+    assert result["throttled_requests"] == 0
+    assert done.stderr == ""  # --json: no progress lines
 
 
 def test_chaos_finds_nothing_lost_or_wrong_on_a_seed(pipeline_env):

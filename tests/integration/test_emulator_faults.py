@@ -17,6 +17,7 @@ import urllib3
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from hubspot_local.emulator import FaultConfig
+from hubspot_local.emulator.faults import FaultInjector, Latency
 from hubspot_local.emulator.hostile import MALFORMED_BODIES
 
 UPSERT = "/crm/v3/objects/contacts/batch/upsert"
@@ -74,6 +75,46 @@ def test_slow_answer_passes_the_client_timeout_after_the_write(start_emulator):
     with pytest.raises(ReadTimeoutError):
         http.request("POST", emulator.base_url + UPSERT, json=ONE_INPUT, headers=headers)
     assert [c["properties"]["email"] for c in emulator.snapshot()["contacts"]] == ["ada@example.com"]
+
+
+def test_latency_holds_the_answer_after_the_write(start_emulator):
+    emulator, _ = start_emulator(faults=FaultConfig(latency={"median_ms": 2000, "sigma": 0}))
+    http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=1, read=0.2))
+    headers = {"Authorization": "Bearer local-dev-token"}
+    with pytest.raises(ReadTimeoutError):  # 1 input: 0.3 + 0.7/100 of the 2-s median, well past 0.2 s
+        http.request("POST", emulator.base_url + UPSERT, json=ONE_INPUT, headers=headers)
+    assert [c["properties"]["email"] for c in emulator.snapshot()["contacts"]] == ["ada@example.com"]
+
+
+def test_latency_is_lognormal_around_its_median_scaled_by_inputs_and_follows_its_own_seed():
+    latency = {"median_ms": 400, "sigma": 0.5}
+    injector = FaultInjector(FaultConfig(seed=3, latency=latency))
+    draws = sorted(injector.draw_latency(100) for _ in range(4001))
+    assert 0.38 < draws[2000] < 0.42  # the median of a 100-input batch
+    assert draws[-41] > 2.5 * draws[2000]  # a long tail: p99 about 3.2 x the median
+    fixed = FaultInjector(FaultConfig(seed=3, latency=latency | {"sigma": 0}))
+    assert (fixed.draw_latency(None), fixed.draw_latency(50)) == (pytest.approx(0.12), pytest.approx(0.26))
+    first, second = (FaultInjector(FaultConfig(seed=3, latency=latency)) for _ in range(2))
+    assert [first.draw_latency(100) for _ in range(5)] == [second.draw_latency(100) for _ in range(5)]
+    # Its own generator: the faults of a seed are the same with or without it.
+    plain, timed = FaultInjector(MIXED), FaultInjector(MIXED.model_copy(update={"latency": Latency(**latency)}))
+    for _ in range(50):
+        timed.draw_latency(100)
+    assert [plain.draw(UPSERT).fault for _ in range(50)] == [timed.draw(UPSERT).fault for _ in range(50)]
+
+
+def test_in_flight_counts_contacts_sent_in_two_upserts_at_once(start_emulator):
+    emulator, hubspot = start_emulator(faults=FaultConfig(latency={"median_ms": 1500, "sigma": 0}))
+    other = {"inputs": [{"idProperty": "email", "id": "bob@example.com", "properties": {}}]}
+    bodies = [ONE_INPUT, ONE_INPUT, other]
+    threads = [threading.Thread(target=hubspot, args=("POST", UPSERT, body)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    hubspot("GET", PROPERTIES)
+    # Each answer is held about 0.5 s after its write; the three were sent at once.
+    assert emulator.snapshot()["in_flight"] == {"most_requests": 3, "most_upserts": 3, "contacts_in_two_upserts": 1}
 
 
 def test_429_bursts_come_in_runs(start_emulator):

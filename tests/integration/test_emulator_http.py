@@ -113,9 +113,17 @@ def test_admin_state_is_the_snapshot_with_a_request_log(hubspot, emulator):
     hubspot("POST", UPSERT, ONE_INPUT)
     state = urllib3.request("GET", emulator.base_url + "/__emulator/state").json()
     assert state == emulator.snapshot()
-    assert state["requests"] == [
-        {"method": "POST", "path": UPSERT, "status": 200, "inputs": 1, "rateLimitRemaining": 189}
-    ]
+    [logged] = state["requests"]
+    assert logged == {
+        "method": "POST",
+        "path": UPSERT,
+        "status": 200,
+        "inputs": 1,
+        "rateLimitRemaining": 189,
+        "at": logged["at"],
+    }
+    assert 0 < logged["at"] <= emulator.clock()
+    assert state["in_flight"] == {"most_requests": 1, "most_upserts": 1, "contacts_in_two_upserts": 0}
     assert state["contacts"][0]["properties"]["email"] == "ada@example.com"
 
 

@@ -97,7 +97,7 @@ def test_a_poisoned_answer_slows_a_warm_client_for_one_window_at_most(pipeline_e
         paced.list_properties()
         waits = []
         for _ in range(3):
-            waits.append(paced.pacer.wait_s())
+            waits.append(paced.pacer.spacing_s(time.monotonic()))
             paced.list_properties()
         assert max(waits) <= 1.0  # at most one (1-s) window, never an unbounded wait
 

@@ -1,5 +1,8 @@
 """The pacing rule and the validation of HubSpot's rate-limit headers (no network: only the arithmetic)."""
 
+import itertools
+import threading
+
 import pytest
 
 from hubspot_destination.hubspot.pacing import Pacer, RateLimit, retry_after_s
@@ -98,3 +101,64 @@ def test_retry_after_in_seconds_is_read(value, seconds):
 )
 def test_retry_after_that_is_not_a_number_of_seconds_up_to_a_day_counts_as_absent(value):
     assert retry_after_s({"Retry-After": value}) is None
+
+
+class FakeClock:
+    def __init__(self, now: float = 100.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_threads_reserving_at_once_get_distinct_slots_spaced_by_the_rule():
+    clock = FakeClock()
+    paced = Pacer(requests_per_10s=190, share=2, clock=clock)
+    slots: list[float] = []
+
+    def take() -> None:
+        for _ in range(25):
+            slot, wait_s = paced.reserve()
+            slots.append(slot)
+            assert wait_s == slot - clock.now
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(slots)
+    assert len(set(ordered)) == 200
+    assert min(b - a for a, b in itertools.pairwise(ordered)) == pytest.approx(TIER_SHARE)
+
+
+def test_a_slot_further_than_the_caller_can_wait_is_not_reserved():
+    clock = FakeClock()
+    paced = Pacer(requests_per_10s=190, share=2, clock=clock)
+    assert paced.reserve() == (100.0, 0.0)
+    assert paced.reserve(latest_s=TIER_SHARE / 2) is None  # nothing taken: the next caller gets the same slot
+    assert paced.reserve(latest_s=TIER_SHARE * 1.01) == pytest.approx((100.0 + TIER_SHARE, TIER_SHARE))
+
+
+def test_requests_in_flight_are_not_counted_as_budget_twice():
+    clock = FakeClock()
+    paced = Pacer(requests_per_10s=190, share=2, clock=clock)
+    first, _ = paced.reserve()
+    for _ in range(4):  # four more sent before the first one's answer came back
+        paced.reserve()
+    clock.now = first + 0.6
+    paced.observe(window(remaining="100"), slot=first)
+    # `Remaining` counted the first request only: the four after it still count against the window.
+    assert paced.spacing_s(clock.now) == pytest.approx(10.0 * 2 / (100 + 1 * 2 - 9))
+    paced.observe(window(remaining="96"), slot=paced._sent_at[-1])
+    assert paced.spacing_s(clock.now) == pytest.approx(10.0 * 2 / (96 + 5 * 2 - 9))
+
+
+def test_an_answer_to_an_older_request_than_the_one_observed_is_passed_over():
+    clock = FakeClock()
+    paced = Pacer(requests_per_10s=190, share=2, clock=clock)
+    older, _ = paced.reserve()
+    newer, _ = paced.reserve()
+    paced.observe(window(remaining="150"), slot=newer)
+    paced.observe(window(remaining="0"), slot=older)  # came back last, knows less
+    assert paced.spacing_s(clock.now) == pytest.approx(10.0 * 2 / (150 + 2 * 2 - 9))

@@ -100,6 +100,13 @@ class DeliverSettings(QueueSettings, HubSpotSettings):
         gt=0,
         description="Read timeout per attempt; a request with its 1 retry stays inside the 60-s function timeout.",
     )
+    hubspot_upserts_in_flight: int = Field(
+        default=4,
+        alias="HUBSPOT_UPSERTS_IN_FLIGHT",
+        ge=1,
+        le=10,
+        description="batch/upsert calls one invocation keeps in flight at once (a batch holds at most 10).",
+    )
     audience_property_group_label: str = Field(
         default="AEP audiences", alias="AUDIENCE_PROPERTY_GROUP_LABEL", min_length=1
     )

@@ -8,6 +8,9 @@ One ``random.Random(seed)`` draws, for every counted HubSpot API request in arri
    status (423, 477, 500, 502, 503, 504), a redirect, a huge body, a gzip bomb, a malformed body;
 3. whether the answer is delayed (``slow_rate``), then whether it is dripped (``drip``).
 
+The answer time (``latency``) is drawn from a generator of its own (seeded from ``seed``), so configuring it
+leaves every fault of a seed where it was.
+
 A draw is made only for the kinds that are configured (and, for 1 and 3, only on the paths they target), so
 adding a kind leaves the sequence of the others unchanged when its rate is 0. The same seed and the same
 sequence of requests give the same faults.
@@ -16,6 +19,7 @@ sequence of requests give the same faults.
 from __future__ import annotations
 
 import binascii
+import math
 import random
 import threading
 from dataclasses import dataclass
@@ -178,6 +182,22 @@ class Malformed(Replacement):
         return body.status, Payload.of(body.data())
 
 
+class Latency(BaseModel):
+    """How long HubSpot takes to answer a counted request that it lets through, in ms: lognormal with
+    median ``median_ms`` for a 100-input batch and log standard deviation ``sigma`` (p99 = median x
+    e^(2.33 sigma): 3.2 x for 0.5). A request of n inputs (0 for one without ``inputs``) takes
+    ``0.3 + 0.7 n/100`` of that median. An assumption: HubSpot publishes no answer time (docs/emulator.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    median_ms: float = Field(gt=0, le=60_000)
+    sigma: float = Field(0.5, ge=0, le=3)
+
+    def median_s(self, inputs: int | None) -> float:
+        """The median answer time of a request with ``inputs`` inputs, in seconds."""
+        return self.median_ms / 1000 * (0.3 + 0.7 * min(inputs or 0, 100) / 100)
+
+
 class FaultConfig(BaseModel):
     """What to inject and how often; settable in the constructor and with ``POST /__emulator/faults``."""
 
@@ -205,6 +225,8 @@ class FaultConfig(BaseModel):
     gzip_bomb: GzipBomb | None = None
     malformed: Malformed | None = None
     drip: Drip | None = None
+    # HubSpot's answer time (not a fault: the realistic wait every answer has; None: at once)
+    latency: Latency | None = None
 
     @model_validator(mode="after")
     def _check_rates(self) -> FaultConfig:
@@ -280,6 +302,7 @@ class FaultInjector:
         with self._lock:
             self.config = config
             self._rng = random.Random(config.seed)
+            self._latency_rng = random.Random(f"latency/{config.seed}")
             self._burst_left = 0
             self._requests: dict[str, int] = {}
             self._malformed_sent = 0
@@ -326,6 +349,14 @@ class FaultInjector:
             slow = config.slow_rate and self._rng.random() < config.slow_rate
             drip = config.drip if self._hit(config.drip, path) else None
             return Draw(fault, config.slow_seconds if slow else 0.0, drip)
+
+    def draw_latency(self, inputs: int | None) -> float:
+        """The answer time of the next request with ``inputs`` inputs, in seconds (0 without ``latency``)."""
+        latency = self.config.latency
+        if latency is None:
+            return 0.0
+        with self._lock:
+            return self._latency_rng.lognormvariate(math.log(latency.median_s(inputs)), latency.sigma)
 
     def _fault(self, spec: Fault | Redirect | Replacement, path: str) -> Fault | BodyFault | None:
         """The fault the roll picked (a portal fault, or a hostile kind's configuration), or None when that

@@ -34,6 +34,7 @@ from . import routes
 from .errors import ApiError, error_body
 from .faults import BodyFault, Drip, FaultConfig, FaultInjector, header_values
 from .hostile import Payload, rechunk
+from .inflight import InFlight
 from .portal import Portal, check_portal_shape
 from .ratelimit import TIERS, RateLimiter, rate_limit_body, search_limit_body
 from .request import Request
@@ -160,6 +161,7 @@ class HubSpotEmulator:
         self.rate_limiter = RateLimiter(
             self._burst, self._daily, self.clock, self._initial_faults.other_integration_per_window
         )
+        self.in_flight = InFlight()
         with self._log_lock:
             self.requests: list[dict[str, Any]] = []
 
@@ -206,11 +208,13 @@ class HubSpotEmulator:
         self.stop()
 
     def snapshot(self) -> dict[str, Any]:
-        """Contacts (all properties and per-property update times), custom properties and groups, and the
-        request log (method, path, status, inputs count, X-HubSpot-RateLimit-Remaining)."""
+        """Contacts (all properties and per-property update times), custom properties and groups, the
+        request log (method, path, status, inputs count, X-HubSpot-RateLimit-Remaining, ``at``: the clock's
+        reading when it was handled, in seconds) and ``in_flight`` (``InFlight.snapshot``)."""
         state = self.portal.snapshot()
         with self._log_lock:
             state["requests"] = [dict(r) for r in self.requests]
+        state["in_flight"] = self.in_flight.snapshot()
         return state
 
     # ---- request handling ----
@@ -238,7 +242,8 @@ class HubSpotEmulator:
         answer.header_overrides = self.faults.draw_headers(req.path)  # before counting: 429s get them too
         self._count(route, token, answer)
         draw = self.faults.draw(req.path)
-        fault, answer.delay, answer.drip = draw.fault, draw.delay, draw.drip
+        fault, answer.drip = draw.fault, draw.drip
+        answer.delay = draw.delay + self.faults.draw_latency(req.input_count())
         if isinstance(fault, BodyFault):
             if fault.processed:
                 # HubSpot handled the request, then its answer (error or not) was mangled on the way.
@@ -287,6 +292,7 @@ class HubSpotEmulator:
             "status": None if answer.reset else answer.status,
             "inputs": req.input_count(),
             "rateLimitRemaining": None if remaining is None else int(remaining),
+            "at": self.clock(),
         }
         with self._log_lock:
             self.requests.append(entry)
@@ -367,20 +373,27 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PATCH = do_PUT = do_DELETE = do_GET
 
     def _dispatch(self) -> None:
+        emulator = self.server.emulator
+        ticket = None
         try:
-            raw = self._read_body()
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            answer = self.server.emulator.handle(self.command, self.path, headers, raw)
-        except Exception:  # an emulator bug must still answer JSON, never an HTML 500
-            logger.exception("emulator error on %s %s", self.command, self.path)
-            answer = Answer(500, error_body("Internal error in the HubSpot emulator", "INTERNAL_ERROR"))
-        if answer.reset:
-            self._reset_connection()
-            return
-        if answer.delay and not self._hold(answer.delay):
-            self.close_connection = True
-            return
-        self._send(answer)
+            try:
+                raw = self._read_body()
+                if not self.path.startswith(ADMIN_PREFIX):
+                    ticket = emulator.in_flight.enter(self.path, raw)
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                answer = emulator.handle(self.command, self.path, headers, raw)
+            except Exception:  # an emulator bug must still answer JSON, never an HTML 500
+                logger.exception("emulator error on %s %s", self.command, self.path)
+                answer = Answer(500, error_body("Internal error in the HubSpot emulator", "INTERNAL_ERROR"))
+            if answer.reset:
+                self._reset_connection()
+            elif answer.delay and not self._hold(answer.delay):
+                self.close_connection = True
+            else:
+                self._send(answer)
+        finally:
+            if ticket is not None:  # the answer is out (or the connection closed)
+                emulator.in_flight.leave(ticket)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

@@ -13,6 +13,7 @@ raise `HubSpotMalformedAnswer` (errors.py); how bytes are bounded is in transpor
 
 import json
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -21,6 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.hubspot.answers import fault_for, parse
+from hubspot_destination.hubspot.concurrent import add_metric
 from hubspot_destination.hubspot.errors import (
     HubSpotAuthError,
     HubSpotMalformedAnswer,
@@ -41,7 +43,7 @@ from hubspot_destination.hubspot.models import (
 from hubspot_destination.hubspot.pacing import Pacer, RateLimit
 from hubspot_destination.hubspot.transport import AnswerRefused, ExchangeFailed, Transport
 from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS, HUBSPOT_SEARCH_PAGE_MAX
-from hubspot_destination.observability import annotation, metrics, tracer
+from hubspot_destination.observability import annotation, tracer
 
 _PROPERTIES = "/crm/v3/properties/contacts"
 _MAX_CONNECT_S = 3.0
@@ -66,6 +68,8 @@ class HubSpotClient:
         requests_per_10s: the portal's burst limit (its tier), until HubSpot's headers say otherwise.
         share: how many clients (concurrent invocations) split that budget (pacing.py).
         daily_pause_s: after a `DAILY` 429, no request is sent for this long, in seconds (`paused_for`).
+        in_flight: requests that may be in flight at once from several threads (sizes the connection pool);
+            they share the pacing, which spaces them all.
 
     Time: every call takes an optional `deadline` (the invocation's, less a reserve) and no request outlives
     it: each attempt ends by it, a retry is made only when a whole attempt still fits, and with under 1 s left
@@ -82,15 +86,17 @@ class HubSpotClient:
         requests_per_10s: int | None = None,
         share: int = 1,
         daily_pause_s: float = 900.0,
+        in_flight: int = 1,
     ):
         self._token = token
         self._base_url = base_url.rstrip("/")
         self._retries = retries
         self._connect_s, self._read_s = min(_MAX_CONNECT_S, timeout_s), timeout_s
         self.longest_request_s = (retries + 1) * (self._connect_s + self._read_s) + retries * _MAX_WAIT_S
-        self._transport = Transport(self._connect_s, self._read_s)
+        self._transport = Transport(self._connect_s, self._read_s, connections=in_flight)
         self.pacer = Pacer(requests_per_10s, share)
         self._daily_pause_s = daily_pause_s
+        self._count_lock = threading.Lock()
         self.requests_sent = 0
 
     def request(self, method: str, path: str, body: Any = None, deadline: Deadline | None = None) -> tuple[int, object]:
@@ -133,10 +139,9 @@ class HubSpotClient:
         headers = {"Authorization": f"Bearer {self._token(refresh=refresh)}", "Accept": "application/json"}
         if payload is not None:
             headers["Content-Type"] = "application/json"
-        wait_s = self.pacer.wait_s()
-        ends_at = self._attempt_end(wait_s, deadline)
-        self.pacer.sent(wait_s)
-        self.requests_sent += 1
+        slot, ends_at = self._take_slot(deadline)
+        with self._count_lock:
+            self.requests_sent += 1
         sent = time.monotonic()
         with tracer.provider.in_subsegment(f"## HubSpot {method} {path}") as subsegment:  # no body, no token
             try:
@@ -148,10 +153,10 @@ class HubSpotClient:
             finally:
                 # How long HubSpot takes to answer sizes DeliverMaximumConcurrency (README).
                 elapsed_ms = (time.monotonic() - sent) * 1000
-                metrics.add_metric(name="HubSpotResponseTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+                add_metric("HubSpotResponseTime", MetricUnit.Milliseconds, elapsed_ms)
             subsegment.put_annotation("status", annotation(answer.status))
         rate_limit = RateLimit.from_headers(answer.headers)
-        self.pacer.observe(rate_limit)
+        self.pacer.observe(rate_limit, slot)
         if not 200 <= answer.status < 300:
             fault = fault_for(answer, rate_limit)
             if isinstance(fault, HubSpotRateLimited) and fault.policy_name == "DAILY":
@@ -162,19 +167,26 @@ class HubSpotClient:
         except ValueError:  # UnicodeDecodeError included; every endpoint used answers a JSON body
             raise HubSpotMalformedAnswer(answer.status, message="the answer is not UTF-8 JSON") from None
 
-    def _attempt_end(self, wait_s: float, deadline: Deadline | None) -> float:
-        """When an attempt that starts after a pacing wait of `wait_s` seconds must end (monotonic seconds).
+    def _take_slot(self, deadline: Deadline | None) -> tuple[float, float]:
+        """Reserve the next pacing slot and wait for it.
+
+        Returns:
+            `(slot, end)`: when the request goes and when its attempt must end (monotonic seconds).
 
         Raises:
-            HubSpotNoTimeLeft: less than 1 s would be left once the wait is over (nothing is sent).
+            HubSpotNoTimeLeft: less than 1 s would be left at the slot (nothing is reserved or sent).
         """
-        attempt_s = self._connect_s + self._read_s
-        if deadline is not None:
-            left_s = deadline.left_s() - wait_s
-            if left_s < _MIN_ATTEMPT_S:
-                raise HubSpotNoTimeLeft()
-            attempt_s = min(attempt_s, left_s)
-        return time.monotonic() + wait_s + attempt_s
+        left_s = None if deadline is None else deadline.left_s()
+        taken = self.pacer.reserve(None if left_s is None else left_s - _MIN_ATTEMPT_S)
+        if taken is None:
+            raise HubSpotNoTimeLeft()
+        slot, wait_s = taken
+        if wait_s > 0:
+            time.sleep(wait_s)
+        attempt_s = (
+            self._connect_s + self._read_s if left_s is None else min(self._connect_s + self._read_s, left_s - wait_s)
+        )
+        return slot, time.monotonic() + attempt_s
 
     def pause(self, seconds: float) -> None:
         """Stop calling HubSpot for `seconds` (e.g. after the DAILY limit); see `paused_for`."""

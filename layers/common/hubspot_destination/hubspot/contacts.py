@@ -1,28 +1,31 @@
 """Writing contacts with `batch/upsert`: every input comes back as an outcome, whatever HubSpot answered.
 
 What HubSpot means is handled here, so the delivery logic sees outcomes, not HTTP (hubspot-api.md §1.2-§1.7):
-- inputs go in calls of at most 100, keyed by `idProperty: email`, each with an `objectWriteTraceId`;
+- inputs go in calls of at most 100, keyed by `idProperty: email`, each with an `objectWriteTraceId`, up to
+  `in_flight` calls at once (sharing the client's pacing); the emails are unique, so no contact is in two
+  calls at once (HubSpot would apply them in an order nobody chose);
 - a 200/207 is reconciled input by input: `results` by trace id (or email), `errors[].context.
   objectWriteTraceId` with the property problems they name; an input in neither is `Unaccounted`;
 - a 400 for the whole call (one bad input spoils the batch) is bisected until the bad inputs stand alone;
 - a `TEN_SECONDLY_ROLLING` 429 is waited out when the deadline allows, and sent again;
 - any other fault fails every input of the call (`Failed`), and a `DAILY` 429 or a refused token stops the
-  calls still to come in this `upsert` (they would fail the same way).
+  calls of this `upsert` not yet started (they would fail the same way).
 """
 
 import json
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
 
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.hubspot.concurrent import add_metric
 from hubspot_destination.hubspot.errors import HubSpotAuthError, HubSpotError, HubSpotRateLimited, HubSpotRequestError
 from hubspot_destination.hubspot.models import BatchUpsertAnswer, ErrorEnvelope
 from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS
-from hubspot_destination.observability import metrics
 
 EMAIL_PROPERTY = "email"
 _PROPERTY_ERRORS_PREFIX = "Property values were not valid: "
@@ -102,27 +105,42 @@ def _halts(fault: HubSpotError) -> bool:
 
 
 class HubSpotContacts:
-    """The contact writer of one portal (implements `deliver.ports.ContactWriter`)."""
+    """The contact writer of one portal (implements `deliver.ports.ContactWriter`).
 
-    def __init__(self, client: HubSpotClient):
+    Args:
+        client: the portal's client (thread-safe; its pacing spaces the calls of every thread).
+        in_flight: `batch/upsert` calls in flight at once.
+    """
+
+    def __init__(self, client: HubSpotClient, in_flight: int = 1):
         self._client = client
+        self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="hubspot-upserts")
 
     def paused_for(self) -> float:
         """Seconds left in a pause after the daily limit (0 when HubSpot may be called)."""
         return self._client.paused_for()
 
     def upsert(self, inputs: Sequence[ContactInput], deadline: Deadline) -> dict[str, Outcome]:
-        """Write the inputs (emails unique) in calls of at most 100; one outcome per email."""
-        outcomes: dict[str, Outcome] = {}
-        halted: HubSpotError | None = None
-        for start in range(0, len(inputs), HUBSPOT_BATCH_INPUTS):
-            chunk = inputs[start : start + HUBSPOT_BATCH_INPUTS]
-            if halted is not None:
-                outcomes.update(dict.fromkeys((i.email for i in chunk), Failed(halted)))
-                continue
-            outcomes.update(self._send(chunk, deadline))
-            halted = next((o.fault for o in outcomes.values() if isinstance(o, Failed) and _halts(o.fault)), None)
-        return outcomes
+        """Write the inputs in calls of at most 100, several at once; one outcome per email.
+
+        Raises:
+            ValueError: an email is given twice (two calls in flight could carry one contact).
+        """
+        emails = {item.email for item in inputs}
+        if len(emails) != len(inputs):
+            raise ValueError("upsert needs unique emails: two calls in flight must never carry one contact")
+        chunks = [inputs[start : start + HUBSPOT_BATCH_INPUTS] for start in range(0, len(inputs), HUBSPOT_BATCH_INPUTS)]
+        halted: list[HubSpotError] = []  # the fault that stops the calls not yet started
+
+        def send(chunk: Sequence[ContactInput]) -> dict[str, Outcome]:
+            if halted:
+                return dict.fromkeys((item.email for item in chunk), Failed(halted[0]))
+            outcomes = self._send(chunk, deadline)
+            halted.extend(o.fault for o in outcomes.values() if isinstance(o, Failed) and _halts(o.fault))
+            return outcomes
+
+        sent = map(send, chunks) if len(chunks) == 1 else self._pool.map(send, chunks)
+        return {email: outcome for outcomes in sent for email, outcome in outcomes.items()}
 
     def _send(self, chunk: Sequence[ContactInput], deadline: Deadline) -> dict[str, Outcome]:
         """One `batch/upsert` call, bisected on a whole-call 400 and sent again after a burst 429."""
@@ -134,7 +152,7 @@ class HubSpotContacts:
         try:
             answer = self._client.batch_upsert_contacts(body, deadline)
         except HubSpotRateLimited as error:
-            metrics.add_metric(name="HubSpotThrottled", unit=MetricUnit.Count, value=1)
+            add_metric("HubSpotThrottled", MetricUnit.Count, 1)
             wait_s = error.retry_after_s or (error.rate_limit.interval_ms or 0) / 1000 or _WINDOW_S
             if error.policy_name != "DAILY" and deadline.left_s() - wait_s > _MIN_ATTEMPT_S:
                 time.sleep(wait_s)  # the burst window rolls over; bounded by the deadline

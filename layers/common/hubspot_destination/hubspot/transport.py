@@ -109,11 +109,13 @@ class Transport:
     Args:
         connect_s: the connect timeout per attempt, in seconds.
         read_s: the read timeout per socket read, in seconds (an attempt also ends by its deadline).
+        connections: exchanges that may run at once (threads); the pool keeps that many connections open
+            to the host (at least 4), so none is opened and dropped for each request.
     """
 
-    def __init__(self, connect_s: float, read_s: float):
+    def __init__(self, connect_s: float, read_s: float, connections: int = 1):
         self._connect_s, self._read_s = connect_s, read_s
-        self._pool = urllib3.PoolManager(maxsize=4, retries=False)
+        self._pool = urllib3.PoolManager(maxsize=max(4, connections), retries=False)
         self._pool.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
 
     def exchange(self, method: str, url: str, body: bytes | None, headers: dict[str, str], deadline: float) -> Answer:

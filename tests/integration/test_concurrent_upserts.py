@@ -1,0 +1,62 @@
+"""Several `batch/upsert` calls in flight per invocation (HubSpotContacts, `HUBSPOT_UPSERTS_IN_FLIGHT`): the
+bound holds, no contact is ever in two calls at once, and the calls share the client's pacing, so the
+emulator (which counts the rolling window itself) never refuses one. The emulator's answer time is on, so
+calls overlap as they do against HubSpot."""
+
+import pytest
+
+from hubspot_destination.domain.deadline import Deadline
+from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.hubspot.contacts import ContactInput, HubSpotContacts, Written
+from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
+from hubspot_local.pipeline import EMULATOR_TOKEN
+
+UPSERT = "/crm/v3/objects/contacts/batch/upsert"
+
+
+def inputs(count: int) -> list[ContactInput]:
+    emails = [f"user{i}@example.com" for i in range(count)]
+    return [ContactInput(email, {"email": email, "firstname": f"User {i}"}) for i, email in enumerate(emails)]
+
+
+def writer(hubspot: HubSpotEmulator, requests_per_10s: int, in_flight: int = 4) -> HubSpotContacts:
+    client = HubSpotClient(
+        lambda refresh=False: EMULATOR_TOKEN, hubspot.base_url, requests_per_10s=requests_per_10s, in_flight=in_flight
+    )
+    return HubSpotContacts(client, in_flight=in_flight)
+
+
+def emulator(latency_ms: float, **kwargs) -> HubSpotEmulator:
+    faults = FaultConfig(seed=1, latency={"median_ms": latency_ms, "sigma": 0})
+    return HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, faults=faults, **kwargs)
+
+
+def test_calls_in_flight_stay_within_the_bound_and_never_carry_one_contact_twice():
+    with emulator(latency_ms=1000, tier="addon") as hubspot:
+        outcomes = writer(hubspot, requests_per_10s=250).upsert(inputs(1000), Deadline.after(60))
+        state = hubspot.snapshot()
+    assert set(outcomes.values()) == {Written()}
+    assert len(outcomes) == len(state["contacts"]) == 1000
+    upserts = [r for r in state["requests"] if r["path"] == UPSERT]
+    assert [r["status"] for r in upserts] == [200] * 10
+    # Each answer takes 1 s and the calls are spaced 0.04 s apart: they overlap, up to the bound.
+    assert 1 < state["in_flight"]["most_upserts"] <= 4
+    assert state["in_flight"]["contacts_in_two_upserts"] == 0
+
+
+def test_calls_in_flight_share_the_pacing_and_stay_under_the_burst_limit():
+    # 8 calls against a limit of 6 per 10 s: 4 threads sending at once would be refused from the 7th call.
+    with emulator(latency_ms=1000, burst_limit=6) as hubspot:
+        outcomes = writer(hubspot, requests_per_10s=6).upsert(inputs(800), Deadline.after(60))
+        state = hubspot.snapshot()
+    assert set(outcomes.values()) == {Written()}
+    assert [r["status"] for r in state["requests"]] == [200] * 8
+    assert state["in_flight"]["contacts_in_two_upserts"] == 0
+
+
+def test_an_email_given_twice_is_refused_before_anything_is_sent():
+    twice = [*inputs(150), ContactInput("user3@example.com", {"email": "user3@example.com"})]
+    with emulator(latency_ms=10) as hubspot:
+        with pytest.raises(ValueError, match="unique emails"):
+            writer(hubspot, requests_per_10s=190).upsert(twice, Deadline.after(60))
+        assert hubspot.snapshot()["requests"] == []
