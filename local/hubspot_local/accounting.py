@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from hubspot_destination.domain.identity import EMAIL_NAMESPACE, contact_email, normalize_email
+from hubspot_destination.ingest.body import parse_json
 from hubspot_destination.observability import email_hash
 
 
@@ -62,7 +63,7 @@ def sent_profiles(raw_body: bytes, answer: Mapping) -> list[SentProfile]:
         One `SentProfile` per entry of `profiles`, in order; [] when the body has no list of profiles.
     """
     try:
-        profiles = json.loads(raw_body).get("profiles")
+        profiles = parse_json(raw_body).get("profiles")  # as ingest reads it: around what Python cannot read
     except (ValueError, AttributeError):
         return []
     if not isinstance(profiles, list):

@@ -136,7 +136,9 @@ def report_dropped(email: str, dropped: Sequence[Dropped], policy: DeliveryPolic
     for item in dropped:
         metrics.add_metric(name="AttributesDropped", unit=MetricUnit.Count, value=1)
         logger.warning(
-            "attribute dropped", extra={"contact": email_hash(email), "property": item.name, "code": item.code}
+            # A sender's key may be huge: the log quotes 100 characters of it (CloudWatch events are 256 KB at most).
+            "attribute dropped",
+            extra={"contact": email_hash(email), "property": item.name[:100], "code": item.code},
         )
     if policy.strict and dropped:
         first = dropped[0]
