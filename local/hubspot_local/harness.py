@@ -7,8 +7,10 @@ check-then-write), and its SQS checks every message's visibility with datetime a
 message, several times per `SendMessage`/`ReceiveMessage`), which makes each call cost O(queue depth) with
 a large constant. `thread_safe_moto` serialises every moto call behind one lock (they are CPU-bound under
 the GIL anyway, so little concurrency is lost) and compares visibility against `time.time()` directly (the
-same comparison, one clock read); it measures the time spent in moto, and it is where an invocation doomed
-by `MappingChaos` dies (`event_source_mapping.aws_call_checkpoint`).
+same comparison, one clock read); it measures the time spent in moto and the CPU the harness spends on each
+thread's AWS calls, counts every call's billable units (`usage.AwsUsage`), lets the calls to a stand-in of
+its own (dynalite, `stand_ins.py`) through unserialised, and it is where an invocation doomed by
+`MappingChaos` dies (`event_source_mapping.aws_call_checkpoint`).
 """
 
 import contextlib

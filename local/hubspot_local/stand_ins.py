@@ -21,7 +21,7 @@ DYNALITE = Path(__file__).resolve().parents[1] / "bench" / "node_modules" / ".bi
 _START_S = 10.0  # how long dynalite may take to listen
 
 
-def free_port() -> int:
+def _free_port() -> int:
     """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -38,7 +38,7 @@ def dynalite() -> Iterator[str]:
     """
     if not DYNALITE.is_file() or shutil.which("node") is None:
         raise FileNotFoundError(f"dynalite is not installed at {DYNALITE}: run `make bench` (needs Node.js and npm)")
-    port = free_port()
+    port = _free_port()
     # Tables are usable at once (dynalite waits 500 ms by default, as DynamoDB's CREATING state).
     command = [str(DYNALITE), "--port", str(port), "--host", "127.0.0.1", "--createTableMs", "0"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603

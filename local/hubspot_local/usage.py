@@ -27,7 +27,7 @@ PRICES = {
     "api_gateway_request": 3.50 / 1e6,  # REST API, the first 333 million a month
 }
 _SQS_CHUNK_BYTES = 64 * 1024
-_HARNESS_ONLY = frozenset({"GetQueueAttributes", "CreateQueue", "CreateTable", "CreateSecret", "PutSecretValue"})
+_HARNESS_ONLY = frozenset({"GetQueueAttributes"})  # the mapping stand-in's polling; the real mapping long-polls
 
 
 def _item_bytes(item: dict) -> int:
@@ -45,7 +45,6 @@ class AwsUsage:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.units: Counter[str] = Counter()  # sqs_requests, dynamodb_read_units, dynamodb_write_units
-        self.calls: Counter[str] = Counter()  # by operation (`DynamoDB_20120810.PutItem`, ...)
 
     def count(self, target: str, body: bytes) -> None:
         """Count one request: its `X-Amz-Target` header (service and operation) and its body."""
@@ -66,7 +65,6 @@ class AwsUsage:
                 puts = [w["PutRequest"]["Item"] for t in request["RequestItems"].values() for w in t]
                 units["dynamodb_write_units"] = sum(_write_units(item) for item in puts)
         with self._lock:
-            self.calls[target] += 1
             self.units.update(units)
 
 

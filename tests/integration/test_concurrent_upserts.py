@@ -7,7 +7,7 @@ import pytest
 
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.hubspot.client import HubSpotClient
-from hubspot_destination.hubspot.contacts import ContactInput, HubSpotContacts, Written
+from hubspot_destination.hubspot.contacts import ContactInput, HubSpotContacts, Refused, Written
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.pipeline import EMULATOR_TOKEN
 
@@ -60,3 +60,18 @@ def test_an_email_given_twice_is_refused_before_anything_is_sent():
         with pytest.raises(ValueError, match="unique emails"):
             writer(hubspot, requests_per_10s=190).upsert(twice, Deadline.after(60))
         assert hubspot.snapshot()["requests"] == []
+
+
+def test_a_call_refused_whole_is_bisected_on_its_own_while_the_others_are_in_flight():
+    batch = inputs(300)
+    spoiled = ContactInput(batch[150].email, {"email": batch[150].email, "FirstName": "Mixed case"})
+    batch[150] = spoiled  # HubSpot refuses the whole call carrying it (400 "Invalid input JSON")
+    with emulator(latency_ms=300, tier="addon") as hubspot:
+        outcomes = writer(hubspot, requests_per_10s=250).upsert(batch, Deadline.after(60))
+        state = hubspot.snapshot()
+    assert isinstance(outcomes.pop(spoiled.email), Refused)
+    assert set(outcomes.values()) == {Written()}
+    assert len(state["contacts"]) == 299
+    statuses = [r["status"] for r in state["requests"] if r["path"] == UPSERT]
+    assert statuses.count(400) >= 2  # the call, then each half that still held the bad input
+    assert state["in_flight"]["contacts_in_two_upserts"] == 0
