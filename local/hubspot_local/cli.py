@@ -168,6 +168,13 @@ def _check_one_stdin(args: argparse.Namespace) -> None:
         raise ValueError("only one FILE can be - (standard input)")
 
 
+def _port(value: str) -> int:
+    """`--port`: 0 (a free port) to 65535."""
+    if not value.isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r}: a port is 0 to 65535 (0: a free port)")
+    return int(value)
+
+
 def _portal(name: str | None) -> dict | None:
     """`--portal FILE` (or `-`), read and checked (`load_portal`); None without it."""
     if name is None:
@@ -242,8 +249,6 @@ def _until_interrupted() -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     """Exit status 0 when every profile accepted while it ran was written, else 1 (reported on stderr)."""
-    if not 0 <= args.port <= 65535:
-        raise ValueError("--port must be 0 to 65535 (0: a free port)")
     hubspot_url = _hubspot_url(args.hubspot_url)
     portal = _portal(args.portal)
     stdout = sys.stdout  # the JSON line's; the handlers' output takes stdout's place while it serves
@@ -446,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd = commands.add_parser(
         "serve", help="serve the webhook on 127.0.0.1, the whole pipeline behind it, until Ctrl-C or SIGTERM"
     )
-    serve_cmd.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: a free port)")
+    serve_cmd.add_argument("--port", type=_port, default=0, help="port on 127.0.0.1 (default 0: a free port)")
     serve_cmd.add_argument("--hubspot-url", help="write to this HubSpot instead (token from HUBSPOT_ACCESS_TOKEN)")
     serve_cmd.add_argument("--portal", help="pre-load the emulator's portal from this JSON file (- for stdin)")
     serve_cmd.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
@@ -454,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     emulator_cmd = commands.add_parser("emulator", help="run the HubSpot emulator alone")
     emulator_cmd.add_argument(
-        "--port", type=int, default=EMULATOR_PORT, help=f"port on 127.0.0.1 (default {EMULATOR_PORT})"
+        "--port", type=_port, default=EMULATOR_PORT, help=f"port on 127.0.0.1 (default {EMULATOR_PORT})"
     )
     emulator_cmd.add_argument("--token", default=EMULATOR_TOKEN, help=f"accepted token (default {EMULATOR_TOKEN})")
     emulator_cmd.add_argument("--portal", help="pre-load the portal from this JSON file (- for stdin)")
@@ -476,9 +481,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--reason",
         nargs="+",
         type=str.upper,
-        choices=[*DEAD_LETTER_REASONS, dead_letters.SQS_REDRIVE_REASON],
+        choices=[str(reason) for reason in (*DEAD_LETTER_REASONS, dead_letters.SQS_REDRIVE_REASON)],
         metavar="CODE",
-        help="only dead letters with these reason codes: " + ", ".join(DEAD_LETTER_REASONS),
+        help="only dead letters with these reason codes: "
+        + ", ".join(str(reason) for reason in (*DEAD_LETTER_REASONS, dead_letters.SQS_REDRIVE_REASON)),
     )
     redrive_cmd.add_argument("--dry-run", action="store_true", help="count what would move, move nothing")
     redrive_cmd.set_defaults(run=_redrive)

@@ -47,6 +47,8 @@ ERRORS = {
     "replay limit": ["replay", SAMPLE, "--limit", "-1"],
     "two FILEs on standard input": ["replay", "-", "--portal", "-"],
     "serve port out of range": ["serve", "--port", "65536"],
+    "emulator port out of range": ["emulator", "--port", "99999"],
+    "redrive reason unknown": ["redrive", "--dlq-url", "x", "--queue-url", "y", "--reason", "BOGUS"],
     "serve port in use": ["serve", "--port", "{hubspot_port}"],
     "serve portal not JSON": ["serve", "--portal", "README.md"],
     "serve not a URL": ["serve", "--hubspot-url", "api.hubapi.com"],
