@@ -29,7 +29,7 @@ from hubspot_destination.domain.identity import emails_in_identity_map
 from hubspot_destination.domain.messages import decode_message
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.hubspot.errors import HubSpotError
-from hubspot_destination.ingest.body import raw_request_body
+from hubspot_destination.ingest.body import parse_json, raw_request_body
 from hubspot_destination.ingest.signature import sign
 from hubspot_destination.observability import logger
 from hubspot_local.accounting import Accounting, account, dropped_attributes, sent_profiles
@@ -557,8 +557,8 @@ def replay(
 def _requested_contacts(raw_body: bytes) -> tuple[list[str], set[str]]:
     """The emails and attribute names a request body mentions (to read them back from a real portal)."""
     try:
-        profiles = json.loads(raw_body).get("profiles") or []
-    except (json.JSONDecodeError, AttributeError):
+        profiles = parse_json(raw_body).get("profiles") or []  # as ingest reads it: around what Python cannot read
+    except (ValueError, AttributeError):
         return [], set()
     emails: set[str] = set()
     names: set[str] = set()

@@ -18,6 +18,10 @@ def request_body(raw: bytes, source: str) -> tuple[bytes, dict | None]:
         document = json.loads(raw)
     except json.JSONDecodeError as error:
         raise ValueError(f"{source} is not JSON: {error}") from None
+    except (RecursionError, UnicodeDecodeError, ValueError):
+        # JSON Python cannot read whole (too deep, a huge integer) or not UTF-8: not an event, so a body that
+        # the webhook judges as it would any sender's (profile by profile, or 400 for the encoding).
+        return raw, None
     if isinstance(document, dict) and "httpMethod" in document and "requestContext" in document:
         body = document.get("body") or ""
         raw_body = base64.b64decode(body) if document.get("isBase64Encoded") else body.encode()

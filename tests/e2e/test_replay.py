@@ -211,3 +211,27 @@ def test_bad_fault_configurations_get_a_clear_error(faults):
     assert done.returncode == 2
     assert "error" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+ADA = {"identityMap": {"email": [{"id": "ada@example.com"}]}}
+DEEP = "[" * 100_000 + "]" * 100_000  # past Python's JSON reader, within what ingest reads around
+
+
+@pytest.mark.parametrize(
+    ("text", "written", "refused"),
+    [
+        ('{"profiles": [' + json.dumps(ADA) + '], "x": ' + DEEP + "}", 1, 0),  # deep outside the profiles
+        ('{"profiles": [' + json.dumps(ADA) + ', {"x": ' + DEEP + "}]}", 1, 1),  # deep inside one profile
+        ('{"profiles": [{"identityMap": {"email": [{"id": "b@example.com"}]}, "n": ' + "9" * 5000 + "}]}", 0, 1),
+    ],
+    ids=["deep-outside", "deep-profile", "huge-integer"],
+)
+def test_replay_sends_what_the_webhook_reads_profile_by_profile(tmp_path, text, written, refused):
+    # Such bodies are the webhook's to judge, profile by profile; the tool must not give up on them first.
+    body = tmp_path / "body.json"
+    body.write_text(text)
+    done = run("replay", str(body), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert_replay_accounted_for(result)
+    assert (result["profiles"]["written"], result["profiles"]["refused"]) == (written, refused)
