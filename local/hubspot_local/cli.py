@@ -39,6 +39,7 @@ from pydantic import ValidationError
 
 from hubspot_destination.domain.reasons import DEAD_LETTER_REASONS
 from hubspot_destination.hubspot.errors import HubSpotError
+from hubspot_destination.ingest.models import excerpt
 from hubspot_local import bench, bench_report, chaos, serve
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator, load_portal, parse_portal
 from hubspot_local.emulator.ratelimit import TIERS
@@ -319,12 +320,14 @@ def _dead_letters(args: argparse.Namespace) -> int:
         return 0
     print(f"Dead letters on {dlq_url}: {len(letters)} listed (left on the queue)")
     for letter in letters:
-        email = letter.email or f"sha256:{letter.email_sha256 or '-'}"
-        print(f"  {letter.message_id}  {letter.sent_at}  receives={letter.receive_count}  {letter.reason}  {email}")
+        # What a dead letter carries is anyone's text: control characters are shown escaped, never sent to the terminal.
+        email = excerpt(letter.email or f"sha256:{letter.email_sha256 or '-'}", 320)
+        reason = excerpt(letter.reason or "-")
+        print(f"  {letter.message_id}  {letter.sent_at}  receives={letter.receive_count}  {reason}  {email}")
         if letter.detail:
-            print(f"      {letter.detail}")
+            print(f"      {excerpt(letter.detail, 1000)}")
     counts = dead_letters.count_by_reason(letters)
-    print("By reason: " + (", ".join(f"{reason} {n}" for reason, n in counts.items()) or "none"))
+    print("By reason: " + (", ".join(f"{excerpt(reason)} {n}" for reason, n in counts.items()) or "none"))
     return 0
 
 

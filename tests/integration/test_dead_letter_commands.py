@@ -271,3 +271,14 @@ def test_dlq_url_without_queue_url_is_a_usage_error(aws: Aws) -> None:
     assert done.returncode == 2
     assert "--dlq-url needs --queue-url" in done.stderr
     assert len(aws.drain(aws.dlq_url)) == 4
+
+
+def test_a_dead_letter_listing_never_sends_control_characters_to_the_terminal(aws: Aws) -> None:
+    """A dead letter's reason and detail are anyone's text: the text listing shows them escaped."""
+    letter = DeadLetter(_body("ed@example.com"), "INVALID_VALUE\x1b[31m", "red \x1b[31m\u2028 detail")
+    send_dead_letters(aws.sqs, aws.dlq_url, [letter], max_batch_bytes=1_048_576)
+    done = aws.run("dead-letters", "--dlq-url", aws.dlq_url)
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout
+    assert "\u2028" not in done.stdout
+    assert "\\x1b[31m" in done.stdout

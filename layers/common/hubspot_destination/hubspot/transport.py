@@ -148,7 +148,8 @@ class Transport:
             )
             return Answer(response.status, response.headers, self._read(response))
         except Urllib3Error as error:
-            cause = "the deadline passed" if attempt.expired else f"{type(error).__name__}: {error}"
+            # The kind of failure only: urllib3's text quotes its pool's internals.
+            cause = "the deadline passed" if attempt.expired else f"no complete answer ({type(error).__name__})"
             raise ExchangeFailed(cause) from error
         except OSError as error:  # a socket shut down by the watchdog mid-read
             raise ExchangeFailed("the deadline passed" if attempt.expired else str(error)) from error
