@@ -2,11 +2,41 @@
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+
+import pytest
+
+
+def breakage_tests(
+    invariants: list[Callable[[Stack], list[str]]],
+    breakages: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any]], None]]],
+) -> tuple[Callable[..., None], Callable[[], None]]:
+    """The two tests every invariant file runs: each breakage (invariant, name, how to break the SAM template) is
+    caught by its invariant, and every invariant has a breakage."""
+
+    @pytest.mark.parametrize(
+        ("invariant", "breakage"),
+        [pytest.param(invariant, mutate, id=f"{invariant.__name__}-{name}") for invariant, name, mutate in breakages],
+    )
+    def test_invariant_catches(
+        sam_template: dict[str, Any],
+        translate: Callable[[dict[str, Any]], dict[str, Any]],
+        invariant: Callable[[Stack], list[str]],
+        breakage: Callable[[dict[str, Any]], None],
+    ) -> None:
+        broken = copy.deepcopy(sam_template)
+        breakage(broken)
+        assert invariant(Stack(broken, translate(broken))) != []
+
+    def test_every_invariant_has_a_breakage() -> None:
+        assert {invariant for invariant, _, _ in breakages} == set(invariants)
+
+    return test_invariant_catches, test_every_invariant_has_a_breakage
 
 
 def resource_props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:

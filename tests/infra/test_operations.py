@@ -10,7 +10,6 @@ this stack. Each invariant returns the problems it finds; each is also run on a 
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ import pytest
 
 from hubspot_destination import observability
 from hubspot_destination.settings import DeliverSettings
-from tests.infra.stack_model import Stack, getatt_target, ref_target, resource_props
+from tests.infra.stack_model import Stack, breakage_tests, getatt_target, ref_target, resource_props
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -620,23 +619,7 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
 ]
 
 
-@pytest.mark.parametrize(
-    ("invariant", "breakage"),
-    [pytest.param(invariant, mutate, id=f"{invariant.__name__}-{name}") for invariant, name, mutate in BREAKAGES],
-)
-def test_invariant_catches(
-    sam_template: dict[str, Any],
-    translate: Callable[[dict[str, Any]], dict[str, Any]],
-    invariant: Callable[[Stack], list[str]],
-    breakage: Callable[[dict[str, Any]], None],
-) -> None:
-    broken = copy.deepcopy(sam_template)
-    breakage(broken)
-    assert invariant(Stack(broken, translate(broken))) != []
-
-
-def test_every_invariant_has_a_breakage() -> None:
-    assert {invariant for invariant, _, _ in BREAKAGES} == set(INVARIANTS)
+test_invariant_catches, test_every_invariant_has_a_breakage = breakage_tests(INVARIANTS, BREAKAGES)
 
 
 # --------------------------------------------------------------------------------------------------

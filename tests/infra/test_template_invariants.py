@@ -8,7 +8,6 @@ check that silently stops checking fails too.
 
 from __future__ import annotations
 
-import copy
 import re
 import tomllib
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from hubspot_destination.settings import DeliverSettings, HubSpotSettings
-from tests.infra.stack_model import Stack, getatt_target, ref_target, resource_props
+from tests.infra.stack_model import Stack, breakage_tests, getatt_target, ref_target, resource_props
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER_DIR = ROOT / "layers" / "common"
@@ -471,23 +470,7 @@ BREAKAGES: list[tuple[Callable[[Stack], list[str]], str, Callable[[dict[str, Any
 ]
 
 
-@pytest.mark.parametrize(
-    ("invariant", "breakage"),
-    [pytest.param(invariant, mutate, id=f"{invariant.__name__}-{name}") for invariant, name, mutate in BREAKAGES],
-)
-def test_invariant_catches(
-    sam_template: dict[str, Any],
-    translate: Callable[[dict[str, Any]], dict[str, Any]],
-    invariant: Callable[[Stack], list[str]],
-    breakage: Callable[[dict[str, Any]], None],
-) -> None:
-    broken = copy.deepcopy(sam_template)
-    breakage(broken)
-    assert invariant(Stack(broken, translate(broken))) != []
-
-
-def test_every_invariant_has_a_breakage() -> None:
-    assert {invariant for invariant, _, _ in BREAKAGES} == set(INVARIANTS)
+test_invariant_catches, test_every_invariant_has_a_breakage = breakage_tests(INVARIANTS, BREAKAGES)
 
 
 # --------------------------------------------------------------------------------------------------
