@@ -40,6 +40,7 @@ from hubspot_destination.hubspot.contacts import EMAIL_PROPERTY
 from hubspot_destination.hubspot.errors import HubSpotError, HubSpotMalformedAnswer
 from hubspot_destination.hubspot.models import Property
 from hubspot_destination.hubspot.properties import AudienceResolution
+from hubspot_destination.hubspot.search import search_contacts
 from hubspot_destination.ingest.body import parse_json
 from hubspot_destination.ingest.models import ActivationRequest
 from hubspot_destination.ingest.split import split_profiles, validation_detail
@@ -231,8 +232,8 @@ def count_audiences(
         if progress:
             progress(f"counting audience {index} of {len(audiences)}")
         totals = {
-            status: client.search_contacts(
-                [{"propertyName": prop.name, "operator": "EQ", "value": status}], properties=["email"], limit=1
+            status: search_contacts(
+                client, [{"propertyName": prop.name, "operator": "EQ", "value": status}], properties=["email"], limit=1
             ).total
             for status in STATUSES
         }

@@ -12,6 +12,7 @@ import pytest
 
 from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_destination.hubspot.client import HubSpotClient
+from hubspot_destination.hubspot.search import search_contacts
 from hubspot_local import cli
 from hubspot_local.cli import main
 from hubspot_local.emulator import DEFAULT_TOKEN, FaultConfig, HubSpotEmulator
@@ -257,7 +258,7 @@ def test_a_secondly_429_is_waited_out(pipeline_env, capsys):
     with HubSpotEmulator(portal=audience_portal({"realized": 2}), clock=lambda: now[0]) as emulator:
         client = HubSpotClient(lambda refresh=False: DEFAULT_TOKEN, base_url=emulator.base_url)
         for _ in range(5):  # search's five requests of this second, used up
-            client.search_contacts([], limit=1)
+            search_contacts(client, [], limit=1)
 
         def next_second_after_the_429() -> None:
             while not any(r["status"] == 429 for r in emulator.snapshot()["requests"]):

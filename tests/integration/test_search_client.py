@@ -9,6 +9,7 @@ import pytest
 
 from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.hubspot.errors import HubSpotMalformedAnswer, HubSpotRateLimited
+from hubspot_destination.hubspot.search import search_contacts
 from hubspot_local.emulator import DEFAULT_TOKEN, FaultConfig
 
 SEARCH = "/crm/v3/objects/contacts/search"
@@ -32,7 +33,7 @@ def test_pages_follow_after_until_the_last_one_and_each_contact_comes_once(start
     emulator, _ = start_emulator(portal=PORTAL)
     hubspot, pages, after = client(emulator), [], None
     while True:
-        page = hubspot.search_contacts(LISBON, properties=["email"], limit=200, after=after)
+        page = search_contacts(hubspot, LISBON, properties=["email"], limit=200, after=after)
         pages.append(page)
         after = page.next_after
         if after is None:
@@ -47,7 +48,7 @@ def test_limit_is_one_to_two_hundred_and_nothing_is_sent_otherwise(start_emulato
     emulator, _ = start_emulator()
     for limit in (0, 201):
         with pytest.raises(ValueError, match="limit of 1 to 200"):
-            client(emulator).search_contacts(LISBON, limit=limit)
+            search_contacts(client(emulator), LISBON, limit=limit)
     assert searches(emulator) == []
 
 
@@ -64,7 +65,7 @@ def test_a_secondly_429_is_waited_out_and_the_search_sent_again(start_emulator):
 
     opener = threading.Thread(target=next_second_after_the_429, daemon=True)
     opener.start()
-    page = client(emulator).search_contacts(LISBON, limit=1)
+    page = search_contacts(client(emulator), LISBON, limit=1)
     opener.join()
     assert page.total == 450
     assert searches(emulator)[:6] == [200] * 5 + [429]
@@ -76,7 +77,7 @@ def test_a_secondly_429_that_persists_is_raised_after_three_retries(start_emulat
     for _ in range(5):
         hubspot("POST", SEARCH, {"limit": 1})
     with pytest.raises(HubSpotRateLimited) as refused:
-        client(emulator).search_contacts(LISBON, limit=1)
+        search_contacts(client(emulator), LISBON, limit=1)
     assert refused.value.secondly
     assert searches(emulator)[5:] == [429] * 4
 
@@ -84,7 +85,7 @@ def test_a_secondly_429_that_persists_is_raised_after_three_retries(start_emulat
 def test_another_429_is_not_search_s_and_is_raised_at_once(start_emulator):
     emulator, _ = start_emulator(faults=FaultConfig(burst_429_rate=1.0, burst_429_length=1))
     with pytest.raises(HubSpotRateLimited) as refused:
-        client(emulator).search_contacts(LISBON, limit=1)
+        search_contacts(client(emulator), LISBON, limit=1)
     assert (refused.value.policy_name, refused.value.secondly) == ("TEN_SECONDLY_ROLLING", False)
     assert searches(emulator) == [429]
 
@@ -103,4 +104,4 @@ def test_an_answer_that_is_not_a_search_answer_is_malformed(start_emulator, text
     faults = FaultConfig(malformed={"rate": 1.0, "paths": ["search"], "bodies": [{"text": text}]})
     emulator, _ = start_emulator(faults=faults)
     with pytest.raises(HubSpotMalformedAnswer, match=problem):
-        client(emulator).search_contacts(LISBON, limit=1)
+        search_contacts(client(emulator), LISBON, limit=1)

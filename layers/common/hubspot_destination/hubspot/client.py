@@ -3,7 +3,7 @@
 Endpoints used (hubspot-api.md §1-§2; https://developers.hubspot.com/docs/api-reference/crm-contacts-v3/guide,
 https://developers.hubspot.com/docs/api-reference/crm-properties-v3/guide):
 `GET/POST/PATCH /crm/v3/properties/contacts[/{name}]`, `GET/POST /crm/v3/properties/contacts/groups`,
-`POST /crm/v3/objects/contacts/batch/upsert`, `.../batch/read` and `.../search`.
+`POST /crm/v3/objects/contacts/batch/upsert` and `.../batch/read` (search: search.py).
 
 Transient faults (423, 477, 5xx, connection errors, timeouts) are retried once after a short wait (`Retry-After`
 honoured up to 4 s); what still fails raises `HubSpotTransientError`. 429s are not retried here: the caller
@@ -15,7 +15,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -38,11 +38,10 @@ from hubspot_destination.hubspot.models import (
     PropertyGroup,
     PropertyGroupList,
     PropertyList,
-    SearchAnswer,
 )
 from hubspot_destination.hubspot.pacing import Pacer, RateLimit
 from hubspot_destination.hubspot.transport import AnswerRefused, ExchangeFailed, Transport
-from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS, HUBSPOT_SEARCH_PAGE_MAX
+from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS
 from hubspot_destination.observability import annotation, tracer
 
 _PROPERTIES = "/crm/v3/properties/contacts"
@@ -50,9 +49,6 @@ _MAX_CONNECT_S = 3.0
 _MAX_WAIT_S = 4.0  # before the retry, backoff or Retry-After
 _BACKOFF_S = 0.5
 _MIN_ATTEMPT_S = 1.0
-# A SECONDLY 429 of the search API is sent again after 1 s times the attempt, as HubSpot's Node SDK does (§3.4).
-_SECONDLY_RETRIES = 3
-_SECONDLY_WAIT_S = 1.0
 
 
 class HubSpotClient:
@@ -238,53 +234,3 @@ class HubSpotClient:
             raise ValueError(f"batch/read takes at most {HUBSPOT_BATCH_INPUTS} inputs, got {len(emails)}")
         body = {"idProperty": "email", "properties": list(properties), "inputs": [{"id": e} for e in emails]}
         return parse(BatchReadAnswer, *self.request("POST", "/crm/v3/objects/contacts/batch/read", body)).results
-
-    def search_contacts(
-        self,
-        filters: Sequence[Mapping[str, str]],
-        *,
-        properties: Sequence[str] = (),
-        limit: int = HUBSPOT_SEARCH_PAGE_MAX,
-        after: str | None = None,
-    ) -> SearchAnswer:
-        """One page of the contacts matching all `filters` (`POST /crm/v3/objects/contacts/search`,
-        hubspot-api.md §1.9).
-
-        Args:
-            filters: `{"propertyName", "operator", "value"}` items, AND-ed (one filter group).
-            properties: the properties each result carries (HubSpot's defaults when empty).
-            limit: results per page, 1 to 200; `SearchAnswer.total` counts every page.
-            after: the cursor of the page to read (`SearchAnswer.next_after` of the page before); None: the first.
-
-        Search has a limit of its own, 5 requests per second, without rate-limit headers: pace below it. A
-        `SECONDLY` 429 is waited out and sent again, up to 3 times (1 s, 2 s, 3 s).
-
-        Raises:
-            ValueError: `limit` out of range. HubSpotMalformedAnswer: not a search answer, or more results
-                than `limit`. HubSpotRateLimited: still refused after the retries, or another limit.
-                Otherwise as `request`.
-        """
-        if not 1 <= limit <= HUBSPOT_SEARCH_PAGE_MAX:
-            raise ValueError(f"search takes a limit of 1 to {HUBSPOT_SEARCH_PAGE_MAX}, got {limit}")
-        body: dict[str, Any] = {"filterGroups": [{"filters": [dict(f) for f in filters]}], "limit": limit}
-        if properties:
-            body["properties"] = list(properties)
-        if after is not None:
-            body["after"] = after
-        status, answer = self._search(body)
-        page = parse(SearchAnswer, status, answer)
-        if len(page.results) > limit:
-            raise HubSpotMalformedAnswer(status, message=f"SearchAnswer: {len(page.results)} results, {limit} asked")
-        return page
-
-    def _search(self, body: dict[str, Any]) -> tuple[int, object]:
-        """Send a search, waiting out up to `_SECONDLY_RETRIES` SECONDLY 429s; raises as `search_contacts`."""
-        attempt = 0
-        while True:
-            try:
-                return self.request("POST", "/crm/v3/objects/contacts/search", body)
-            except HubSpotRateLimited as error:
-                attempt += 1
-                if not error.secondly or attempt > _SECONDLY_RETRIES:
-                    raise
-                time.sleep(_SECONDLY_WAIT_S * attempt)
