@@ -123,18 +123,6 @@ def _resolve_name(node: ast.Name, parents: dict[ast.AST, ast.AST], literals: dic
     return _strings(literals.get(node.id))
 
 
-def _forwards(call: ast.Call, argument: ast.Name, parents: dict[ast.AST, ast.AST]) -> bool:
-    """Whether `call` is inside a function named like a metric call whose parameter `argument` is."""
-    node: ast.AST | None = call
-    while node is not None and not isinstance(node, ast.FunctionDef):
-        node = parents.get(node)
-    return (
-        node is not None
-        and node.name in METRIC_CALLS
-        and argument.id in {a.arg for a in node.args.args + node.args.kwonlyargs}
-    )
-
-
 def scan_emitted_metrics(paths: list[Path]) -> EmittedMetrics:
     found = EmittedMetrics()
     for path in paths:
@@ -163,8 +151,6 @@ def scan_emitted_metrics(paths: list[Path]) -> EmittedMetrics:
                 )
                 found.patterns.append(re.compile(pattern))
                 continue
-            if isinstance(argument, ast.Name) and _forwards(node, argument, parents):
-                continue  # a wrapper named like the call passing its own parameter on: its callers are scanned
             names = _strings(argument) or (
                 _resolve_name(argument, parents, literals) if isinstance(argument, ast.Name) else None
             )

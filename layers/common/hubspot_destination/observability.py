@@ -12,6 +12,7 @@ personal data.
 
 import hashlib
 import os
+import threading
 from numbers import Number
 from typing import cast
 
@@ -26,6 +27,10 @@ metrics = Metrics(
     service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE),
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE),
 )
+# Powertools' `Metrics.add_metric` is not thread-safe (it reads, changes and stores back the metric's entry, and
+# flushes at 100 values): threads of the HubSpot adapter (several requests in flight) add theirs under this lock.
+# The pipeline adds its own from the invocation's thread while no HubSpot request is in flight.
+metrics_lock = threading.Lock()
 # botocore: SQS, DynamoDB and Secrets Manager. X-Ray's http.client patch misses urllib3 2 (it overrides the calls
 # the patch wraps), so the HubSpot client records its requests itself (hubspot/client.py).
 tracer = Tracer(service=os.environ.get("POWERTOOLS_SERVICE_NAME", SERVICE), patch_modules=["botocore"])

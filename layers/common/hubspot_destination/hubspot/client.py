@@ -22,7 +22,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.hubspot.answers import fault_for, parse
-from hubspot_destination.hubspot.concurrent import add_metric
 from hubspot_destination.hubspot.errors import (
     HubSpotAuthError,
     HubSpotMalformedAnswer,
@@ -42,7 +41,7 @@ from hubspot_destination.hubspot.models import (
 from hubspot_destination.hubspot.pacing import Pacer, RateLimit
 from hubspot_destination.hubspot.transport import AnswerRefused, ExchangeFailed, Transport
 from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS
-from hubspot_destination.observability import annotation, tracer
+from hubspot_destination.observability import annotation, metrics, metrics_lock, tracer
 
 _PROPERTIES = "/crm/v3/properties/contacts"
 _MAX_CONNECT_S = 3.0
@@ -149,7 +148,8 @@ class HubSpotClient:
             finally:
                 # How long HubSpot takes to answer sizes DeliverMaximumConcurrency (README).
                 elapsed_ms = (time.monotonic() - sent) * 1000
-                add_metric("HubSpotResponseTime", MetricUnit.Milliseconds, elapsed_ms)
+                with metrics_lock:
+                    metrics.add_metric(name="HubSpotResponseTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
             subsegment.put_annotation("status", annotation(answer.status))
         rate_limit = RateLimit.from_headers(answer.headers)
         self.pacer.observe(rate_limit, slot)

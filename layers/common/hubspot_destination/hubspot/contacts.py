@@ -22,10 +22,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.hubspot.client import HubSpotClient
-from hubspot_destination.hubspot.concurrent import add_metric
 from hubspot_destination.hubspot.errors import HubSpotAuthError, HubSpotError, HubSpotRateLimited, HubSpotRequestError
 from hubspot_destination.hubspot.models import BatchUpsertAnswer, ErrorEnvelope
 from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS
+from hubspot_destination.observability import metrics, metrics_lock
 
 EMAIL_PROPERTY = "email"
 _PROPERTY_ERRORS_PREFIX = "Property values were not valid: "
@@ -152,7 +152,8 @@ class HubSpotContacts:
         try:
             answer = self._client.batch_upsert_contacts(body, deadline)
         except HubSpotRateLimited as error:
-            add_metric("HubSpotThrottled", MetricUnit.Count, 1)
+            with metrics_lock:
+                metrics.add_metric(name="HubSpotThrottled", unit=MetricUnit.Count, value=1)
             wait_s = error.retry_after_s or (error.rate_limit.interval_ms or 0) / 1000 or _WINDOW_S
             if error.policy_name != "DAILY" and deadline.left_s() - wait_s > _MIN_ATTEMPT_S:
                 time.sleep(wait_s)  # the burst window rolls over; bounded by the deadline
