@@ -248,6 +248,8 @@ def test_a_slot_further_than_the_caller_can_wait_is_not_reserved():
     assert paced.reserve(latest_s=WINDOW_S - 0.1) is None  # nothing taken: the next caller gets the same slot
     assert paced.reserve(latest_s=WINDOW_S) == (100.0 + WINDOW_S, WINDOW_S)
     assert paced.reserve(latest_s=WINDOW_S) == (100.0 + WINDOW_S, WINDOW_S)
+    clock.now = 100.0 + WINDOW_S
+    assert paced.reserve(latest_s=-0.5) is None  # a caller with no time left gets nothing, not even now
 
 
 def test_threads_reserving_at_once_never_exceed_the_allowance_in_any_window():
@@ -293,6 +295,7 @@ def test_without_a_limit_nothing_is_paced():
     paced.observe(window(remaining="0"))
     assert paced.allowance() is None
     assert [paced.reserve() for _ in range(500)] == [(100.0, 0.0)] * 500
+    assert paced.reserve(latest_s=-0.5) is None  # even now is too late for a caller with no time left
 
 
 def test_a_pause_holds_until_it_ends():

@@ -215,7 +215,7 @@ class Pacer:
         with self._lock:
             now, tier = self._clock(), self._tier_allowance
             if tier is None:
-                return now, 0.0
+                return None if latest_s is not None and latest_s < 0 else (now, 0.0)
             while self._sent_at and self._sent_at[0] < now - max(_HISTORY_S, self.window_s):
                 self._sent_at.popleft()
             header = self._header_allowance if now < self._header_until else None
