@@ -17,7 +17,8 @@ same, and both sides go through the same coercion, so a date HubSpot answers as 
 ms delivery wrote. The deployment's defaults are assumed: `NULL_CLEARS`, `STRICT_PROPERTIES` off, `NUMBER_*`
 unset. The file alone is the reference: a later activation's values show as differences.
 
-Requests are paced to 4 per second, below search's 5 (a `SECONDLY` 429 is still waited out by the client).
+Requests are paced to at most 4 in any 1.5 s (search allows 5 a second; pacing.py's window is the second plus
+0.5 s of margin for arrival times); a `SECONDLY` 429 is still waited out by the client.
 """
 
 import sys
@@ -39,6 +40,7 @@ from hubspot_destination.hubspot.client import HubSpotClient
 from hubspot_destination.hubspot.contacts import EMAIL_PROPERTY
 from hubspot_destination.hubspot.errors import HubSpotError, HubSpotMalformedAnswer
 from hubspot_destination.hubspot.models import Property
+from hubspot_destination.hubspot.pacing import Pacer
 from hubspot_destination.hubspot.properties import AudienceResolution
 from hubspot_destination.hubspot.search import search_contacts
 from hubspot_destination.ingest.body import parse_json
@@ -49,8 +51,6 @@ from hubspot_destination.settings import DeliverSettings
 from hubspot_operations.request_file import request_body
 
 AUDIENCE_GROUP = DeliverSettings.model_fields["audience_property_group"].default
-# One below search's limit, so that a request arriving early still finds room in HubSpot's window.
-REQUESTS_PER_SECOND = HUBSPOT_SEARCHES_PER_SECOND - 1
 Progress = Callable[[str], None]
 
 
@@ -294,7 +294,9 @@ def verify(
             refused a request or answered what HubSpot does not (one line, naming `base_url`).
     """
     checked_url(base_url)
-    client = HubSpotClient(lambda refresh=False: token, base_url=base_url, requests_per_10s=10 * REQUESTS_PER_SECOND)
+    # Search's limit is a 1-s window (5 requests): at most 4 in any 1.5 s (one below, the pacer's reserve).
+    pacer = Pacer(HUBSPOT_SEARCHES_PER_SECOND, interval_s=1.0)
+    client = HubSpotClient(lambda refresh=False: token, base_url=base_url, pacer=pacer)
     try:
         if progress:
             progress("reading the contact properties")

@@ -89,17 +89,16 @@ def test_poisoned_rate_limit_headers_never_stall_delivery(pipeline_env, headers)
         assert pipeline.dead_letters() == []
 
 
-def test_a_poisoned_answer_slows_a_warm_client_for_one_window_at_most(pipeline_env):
-    # Remaining 0 is a valid value: the client waits for the window, then recovers on its own.
-    poisoned = {"X-HubSpot-RateLimit-Remaining": "0", "X-HubSpot-RateLimit-Interval-Milliseconds": "1000"}
+@pytest.mark.parametrize("interval_ms", [1000, 10000])
+def test_a_poisoned_answer_slows_a_warm_client_for_one_window_at_most(pipeline_env, interval_ms):
+    # Remaining 0 is a valid value: what it says expires one interval later, and the client recovers on its
+    # own (a 1-s window is not the burst limit paced, and is passed over).
+    poisoned = {"X-HubSpot-RateLimit-Remaining": "0", "X-HubSpot-RateLimit-Interval-Milliseconds": str(interval_ms)}
     with emulator(header_overrides={"rate": 1.0, "headers": poisoned, "paths": ["properties"]}) as hubspot:
         paced = client(hubspot, requests_per_10s=190)
         paced.list_properties()
-        waits = []
-        for _ in range(3):
-            waits.append(paced.pacer.spacing_s(time.monotonic()))
-            paced.list_properties()
-        assert max(waits) <= 1.0  # at most one (1-s) window, never an unbounded wait
+        # The next request may go within one window at most, never after an unbounded wait.
+        assert paced.pacer.reserve(latest_s=interval_ms / 1000) is not None
 
 
 def test_a_redirect_is_never_followed_and_the_body_goes_nowhere_else(pipeline_env):

@@ -60,11 +60,12 @@ class HubSpotClient:
         timeout_s: read timeout per socket read, in seconds; an attempt, its answer included, ends within
             connect timeout (3 s at most) + `timeout_s`, whatever the server does.
         retries: retries of a transient fault (the wait before each is 4 s at most, `Retry-After` included).
-        requests_per_10s: the portal's burst limit (its tier), until HubSpot's headers say otherwise.
+        requests_per_10s: the portal's burst limit (its tier); HubSpot's headers may lower it, never raise it.
         share: how many clients (concurrent invocations) split that budget (pacing.py).
         daily_pause_s: after a `DAILY` 429, no request is sent for this long, in seconds (`paused_for`).
         in_flight: requests that may be in flight at once from several threads (sizes the connection pool);
-            they share the pacing, which spaces them all.
+            they share the pacing: together they stay within the client's allowance in every window.
+        pacer: the pacing to use instead of one of `requests_per_10s` and `share` (another window).
 
     Time: every call takes an optional `deadline` (the invocation's, less a reserve) and no request outlives
     it: each attempt ends by it, a retry is made only when a whole attempt still fits, and with under 1 s left
@@ -82,6 +83,7 @@ class HubSpotClient:
         share: int = 1,
         daily_pause_s: float = 900.0,
         in_flight: int = 1,
+        pacer: Pacer | None = None,
     ):
         self._token = token
         self._base_url = base_url.rstrip("/")
@@ -89,7 +91,7 @@ class HubSpotClient:
         self._connect_s, self._read_s = min(_MAX_CONNECT_S, timeout_s), timeout_s
         self.longest_request_s = (retries + 1) * (self._connect_s + self._read_s) + retries * _MAX_WAIT_S
         self._transport = Transport(self._connect_s, self._read_s, connections=in_flight)
-        self.pacer = Pacer(requests_per_10s, share)
+        self.pacer = pacer or Pacer(requests_per_10s, share)
         self._daily_pause_s = daily_pause_s
         self._count_lock = threading.Lock()
         self.requests_sent = 0
@@ -164,7 +166,7 @@ class HubSpotClient:
             raise HubSpotMalformedAnswer(answer.status, message="the answer is not UTF-8 JSON") from None
 
     def _take_slot(self, deadline: Deadline | None) -> tuple[float, float]:
-        """Reserve the next pacing slot and wait for it.
+        """Reserve the next slot the pacing allows and wait for it.
 
         Returns:
             `(slot, end)`: when the request goes and when its attempt must end (monotonic seconds).

@@ -108,7 +108,7 @@ class HubSpotContacts:
     """The contact writer of one portal (implements `deliver.ports.ContactWriter`).
 
     Args:
-        client: the portal's client (thread-safe; its pacing spaces the calls of every thread).
+        client: the portal's client (thread-safe; the calls of every thread share its pacing's allowance).
         in_flight: `batch/upsert` calls in flight at once.
     """
 
