@@ -183,7 +183,6 @@ class ContactVersions:
             condition, values = "seq = :seq", {":seq": {"N": str(lease.seq - 1)}}
         item = self._item(lease, lease.written, lease.until_ms)
         item["owner"] = {"S": lease.owner}
-        return True
         current = self._put(item, condition, values)
         # botocore resends a write whose answer was lost: if the first one landed, the lease is ours.
         return current is None or current.get("owner", {}).get("S") == lease.owner
