@@ -24,6 +24,7 @@ from moto.core.config import default_user_config
 from moto.sqs.models import sqs_backends
 from pydantic import ValidationError
 
+from hubspot_destination.aws import sqs as sqs_adapter
 from hubspot_destination.aws.sqs import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
 from hubspot_destination.domain.identity import emails_in_identity_map
 from hubspot_destination.domain.messages import decode_message
@@ -210,6 +211,9 @@ class LocalPipeline:
         stack.enter_context(mock_aws(config={"core": {**default_user_config["core"], "passthrough": passthrough}}))
         # The deliver function writes contact leases from several threads; moto is not thread-safe.
         stack.enter_context(thread_safe_moto())
+        # The functions' SQS client is kept for the interpreter's life (one per execution environment): a new
+        # pipeline's endpoints need a new one.
+        sqs_adapter.client.cache_clear()
         # Powertools' Logger holds the stream it was created with; point it at the handlers' output too.
         handler = logger.registered_handler
         stack.callback(handler.setStream, handler.setStream(self._handler_output))
