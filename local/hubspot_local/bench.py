@@ -216,7 +216,7 @@ def run_bench(
         output = stack.enter_context(open(os.devnull, "w"))
         moto_timer = stack.enter_context(thread_safe_moto())
         stack.enter_context(functions_share_fairly())
-        dynamodb_url = stack.enter_context(dynalite()) if dynamodb == "dynalite" else None
+        dynamodb_url = stack.enter_context(dynalite()).url if dynamodb == "dynalite" else None
         stack.enter_context(
             environment(HUBSPOT_REQUESTS_PER_10S=str(burst_limit), MAX_CONCURRENCY=str(MAX_CONCURRENCY))
         )
