@@ -3,15 +3,38 @@ Lambda runs them, failures included), the AWS calls counted on the client side a
 process, and no process left behind by a run that fails or is interrupted."""
 
 import io
+import os
+import signal
+import threading
+from pathlib import Path
 
 import pytest
 
-from hubspot_local.event_source_mapping import EventSourceMapping
+from hubspot_local.deliver_worker import InvocationError, deliver_environments, invocations_cpu_s, total_units
+from hubspot_local.event_source_mapping import EventSourceMapping, InvocationKilled
 from hubspot_local.harness import thread_safe_moto
-from hubspot_local.pipeline import LocalPipeline
+from hubspot_local.lambda_runtime import LambdaContext
+from hubspot_local.pipeline import DEPLOYED, LocalPipeline
 from hubspot_local.stand_ins import moto_server
 from hubspot_local.usage import ClientMeter, metering
 from tests.helpers import assert_all_accounted_for
+
+EMPTY_BATCH: dict = {"Records": []}
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def children(pid: int) -> set[int]:
+    """The processes `pid` has started that are still its children (any of its threads')."""
+    tasks = Path(f"/proc/{pid}/task")
+    return {int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()}
 
 
 @pytest.fixture
@@ -19,6 +42,10 @@ def aws_pipeline(pipeline_env):
     """A local pipeline whose AWS services are moto's server, a process of its own."""
     with moto_server() as aws, LocalPipeline(aws_url=aws.url, handler_output=io.StringIO()) as pipeline:
         yield pipeline
+
+
+def context(timeout_s: float = 30.0) -> LambdaContext:
+    return LambdaContext("DeliverFunction", timeout_s)
 
 
 def test_the_client_side_count_of_aws_calls_is_moto_s_in_process_count(pipeline_env, activation_body):
@@ -47,3 +74,73 @@ def test_moto_s_server_runs_the_pipeline_s_aws_as_a_process_of_its_own(aws_pipel
     assert stats.invocations >= 1
     accounting = assert_all_accounted_for(aws_pipeline)  # the queues read through the server
     assert len(accounting.written) == 5
+
+
+def test_each_deliver_environment_is_a_process_of_its_own_that_loads_once(aws_pipeline, activation_body):
+    aws_pipeline.ingest(activation_body)
+    with deliver_environments(2, "ours", dict(os.environ)) as environments:
+        pids = [environment.pid for environment in environments]
+        mapping = EventSourceMapping(
+            aws_pipeline.sqs,
+            aws_pipeline.queue_url,
+            environments,
+            DEPLOYED.batch_size,
+            max_wait_s=5,
+            cpu_clock=invocations_cpu_s,
+        )
+        stats = mapping.drain()
+        # Their CPU and their AWS units came back with the results.
+        assert stats.handler_cpu_s == pytest.approx(sum(environment.cpu_s for environment in environments))
+        assert stats.handler_cpu_s > 0
+        assert total_units(environments)["dynamodb_read_units"] == 5
+        assert [environment.pid for environment in environments] == pids  # loaded once, still the same
+        assert all(running(pid) for pid in pids)
+        assert environments[0](EMPTY_BATCH, context()) == {"batchItemFailures": []}
+    assert len(set(pids)) == 2
+    assert os.getpid() not in pids
+    assert not any(running(pid) for pid in pids)  # stopped with the context
+    assert len(assert_all_accounted_for(aws_pipeline).written) == 5
+
+
+def test_a_frozen_environment_is_killed_at_its_timeout_and_the_next_invocation_gets_a_new_one(aws_pipeline):
+    with deliver_environments(1, "ours", dict(os.environ)) as [environment]:
+        frozen = environment.pid
+        assert frozen is not None
+        os.kill(frozen, signal.SIGSTOP)
+        with pytest.raises(InvocationKilled, match="timed out"):
+            environment(EMPTY_BATCH, context(timeout_s=0.5))
+        assert not running(frozen)
+        assert environment(EMPTY_BATCH, context()) == {"batchItemFailures": []}
+        assert environment.pids == [frozen, environment.pid]
+
+
+def test_an_environment_that_dies_during_an_invocation_fails_it_and_the_next_gets_a_new_one(aws_pipeline):
+    with deliver_environments(1, "ours", dict(os.environ)) as [environment]:
+        dying = environment.pid
+        assert dying is not None
+        os.kill(dying, signal.SIGSTOP)  # so that it is still in the invocation when it dies
+        failures: list[BaseException] = []
+
+        def invoke() -> None:
+            try:
+                environment(EMPTY_BATCH, context())
+            except BaseException as error:
+                failures.append(error)
+
+        invocation = threading.Thread(target=invoke)
+        invocation.start()
+        os.kill(dying, signal.SIGKILL)
+        invocation.join(timeout=30)
+        assert [type(error) for error in failures] == [RuntimeError]
+        assert "exited during the invocation: signal SIGKILL" in str(failures[0])
+        assert environment(EMPTY_BATCH, context()) == {"batchItemFailures": []}
+        assert environment.pid != dying
+
+
+def test_a_handler_that_raises_in_its_environment_is_an_invocation_error_and_the_environment_stays(aws_pipeline):
+    with deliver_environments(1, "ours", dict(os.environ)) as [environment]:
+        before = environment.pid
+        with pytest.raises(InvocationError, match="KeyError"):
+            environment({"Records": [{"body": "no message id"}]}, context())
+        assert environment(EMPTY_BATCH, context()) == {"batchItemFailures": []}
+        assert environment.pid == before
