@@ -170,12 +170,19 @@ def load_deliver_environments(count: int, output: TextIO) -> list[ModuleType]:
         return [load_handler_module("deliver") for _ in range(count)]
 
 
-def feed_and_drain(mapping: EventSourceMapping, feed: Callable[[], None], output: TextIO) -> DrainStats:
+def feed_and_drain(
+    mapping: EventSourceMapping,
+    feed: Callable[[], None],
+    output: TextIO,
+    abort: Callable[[], None] | None = None,
+) -> DrainStats:
     """Run `feed` (which ingests) in this thread while `mapping` drains the queue in the background.
 
     The drain does not end before `feed` has returned, so an empty queue between two requests does not
-    stop delivery. The handlers' stdout (Powertools metrics) goes to `output` for the whole run, and
-    Powertools' "No application metrics to publish" warning is silenced.
+    stop delivery. If `feed` raises, or this thread is interrupted (Ctrl-C), the mapping is stopped, `abort`
+    is called (what ends the running invocations at once: `bench` stops its deliver workers), and the drain
+    is waited for before the error is re-raised. The handlers' stdout (Powertools metrics) goes to
+    `output` for the whole run, and Powertools' "No application metrics to publish" warning is silenced.
 
     Raises:
         whatever `feed` or the drain raised.
@@ -197,9 +204,15 @@ def feed_and_drain(mapping: EventSourceMapping, feed: Callable[[], None], output
         delivery.start()
         try:
             feed()
-        finally:
             fed.set()
             delivery.join()
+        finally:
+            if delivery.is_alive():  # `feed` failed, or the run was interrupted
+                mapping.stop()
+                if abort is not None:
+                    abort()
+                fed.set()
+                delivery.join()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["stats"]

@@ -5,20 +5,24 @@ process, and no process left behind by a run that fails or is interrupted."""
 import io
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
+from hubspot_local.bench import run_bench
 from hubspot_local.deliver_worker import InvocationError, deliver_environments, invocations_cpu_s, total_units
 from hubspot_local.event_source_mapping import EventSourceMapping, InvocationKilled
 from hubspot_local.harness import thread_safe_moto
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import DEPLOYED, LocalPipeline
-from hubspot_local.stand_ins import moto_server
+from hubspot_local.stand_ins import moto_server, process_cpu_s
 from hubspot_local.usage import ClientMeter, metering
 from tests.helpers import assert_all_accounted_for
 
+CLI = Path(sys.executable).with_name("hubspot-destination")
 EMPTY_BATCH: dict = {"Records": []}
 
 
@@ -144,3 +148,35 @@ def test_a_handler_that_raises_in_its_environment_is_an_invocation_error_and_the
             environment({"Records": [{"body": "no message id"}]}, context())
         assert environment(EMPTY_BATCH, context()) == {"batchItemFailures": []}
         assert environment.pid == before
+
+
+def test_a_bench_that_fails_leaves_no_process_behind(pipeline_env, monkeypatch):
+    before = children(os.getpid())
+    monkeypatch.setenv("MAX_DELIVERY_ATTEMPTS", "0")  # the deliver function's settings refuse it at load
+    with pytest.raises(ValueError, match="MAX_DELIVERY_ATTEMPTS"):
+        run_bench(profiles=100, tier="addon", latency_ms=0)
+    assert children(os.getpid()) <= before
+
+
+def test_an_interrupted_bench_leaves_no_process_behind(pipeline_env):
+    bench = subprocess.Popen(
+        [str(CLI), "bench", "--profiles", "3000", "--tier", "addon", "--dynamodb", "moto"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert bench.stderr is not None
+        assert bench.stderr.readline().startswith("bench ours: ")  # the first progress line: 5 s into the run
+        started = children(bench.pid)
+        assert len(started) >= 3  # moto's server and the two deliver environments
+        bench.send_signal(signal.SIGTERM)
+        _, error = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    assert bench.returncode == 130, error
+    assert "interrupted" in error
+    assert not [pid for pid in started if running(pid)]
+    assert all(process_cpu_s(pid) is None for pid in started)
