@@ -63,7 +63,7 @@ def test_the_client_side_count_of_aws_calls_is_moto_s_in_process_count(pipeline_
         pipeline.ingest(activation_body)
         pipeline.drain()
         assert_all_accounted_for(pipeline)
-    assert meter.usage.units == moto.usage.units
+    assert meter.usage.units == moto.units
     assert meter.usage.units["sqs_requests"] > 0
     assert meter.usage.units["dynamodb_read_units"] == 5  # one per contact (the sample's five accepted)
     assert meter.usage.units["dynamodb_write_units"] >= 10  # a lease and a record each
