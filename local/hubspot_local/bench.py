@@ -274,6 +274,10 @@ def run_bench(
             cpu_clock=invocations_cpu_s,
         )
 
+        def stop_workers() -> None:  # an interrupted run: their invocations end at once
+            for environment in environments:
+                environment.close()
+
         def ingest(body: bytes) -> None:
             started, sqs_before, cpu_before = time.perf_counter(), meter.thread_sqs_s(), our_cpu()
             answer = pipeline.ingest(body)
@@ -289,12 +293,7 @@ def run_bench(
             bench_cpu_before = time.process_time()
             started = time.monotonic()
             ingest(bodies[0])
-            stats = feed_and_drain(
-                mapping,
-                lambda: [ingest(body) for body in bodies[1:]],
-                output,
-                abort=lambda: [environment.close() for environment in environments],
-            )
+            stats = feed_and_drain(mapping, lambda: [ingest(body) for body in bodies[1:]], output, abort=stop_workers)
             bench_cpu_s = time.process_time() - bench_cpu_before
             moto_cpu_s = _cpu_used(aws, moto_cpu_before)
             dynalite_cpu_s = _cpu_used(dynalite_server, dynalite_cpu_before)

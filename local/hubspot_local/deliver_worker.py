@@ -128,7 +128,7 @@ class DeliverEnvironment:
         """The current process's id (None before `start`)."""
         return self._process.pid if self._process is not None else None
 
-    def __call__(self, event: dict, context: LambdaContext) -> object:
+    def __call__(self, event: dict, context: LambdaContext) -> dict | None:
         """Run one invocation in the worker and return the handler's response (module doc for failures)."""
         with self._lock:
             if self._process is None or self._process.poll() is not None:

@@ -19,7 +19,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import boto3
@@ -131,7 +131,7 @@ def metering(meter: ClientMeter) -> Iterator[ClientMeter]:
     before it began are not seen (the local pipeline makes its clients afresh). Its `before-send` runs
     first, before moto's in-process stub answers (which ends the event).
     """
-    hooks = [
+    hooks: list[tuple[str, Callable[..., None], object]] = [
         ("before-send", meter.before_send, handlers.REGISTER_FIRST),
         ("before-call.sqs", meter.before_sqs_call, handlers.REGISTER_LAST),
         ("after-call.sqs", meter.after_sqs_call, handlers.REGISTER_LAST),
@@ -146,8 +146,8 @@ def metering(meter: ClientMeter) -> Iterator[ClientMeter]:
     try:
         yield meter
     finally:
-        for hook in hooks:
-            handlers.BUILTIN_HANDLERS.remove(hook)
+        for spec in hooks:
+            handlers.BUILTIN_HANDLERS.remove(spec)
         if session is not None:
             for event, hook, _ in hooks:
                 session.events.unregister(event, hook)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,19 @@ def aws_pipeline(pipeline_env):
     """A local pipeline whose AWS services are moto's server, a process of its own."""
     with moto_server() as aws, LocalPipeline(aws_url=aws.url, handler_output=io.StringIO()) as pipeline:
         yield pipeline
+
+
+def wait_until_waiting_for_the_worker(thread: threading.Thread, timeout_s: float = 30.0) -> None:
+    """Wait until `thread` is in `Connection.poll`: it has sent its invocation and waits for the answer."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or 0)
+        while frame is not None:
+            if frame.f_code.co_name == "poll" and frame.f_code.co_filename.endswith("connection.py"):
+                return
+            frame = frame.f_back
+        time.sleep(0.01)
+    raise AssertionError("the invocation did not begin")
 
 
 def context(timeout_s: float = 30.0) -> LambdaContext:
@@ -133,6 +147,7 @@ def test_an_environment_that_dies_during_an_invocation_fails_it_and_the_next_get
 
         invocation = threading.Thread(target=invoke)
         invocation.start()
+        wait_until_waiting_for_the_worker(invocation)  # the event sent: the invocation has begun
         os.kill(dying, signal.SIGKILL)
         invocation.join(timeout=30)
         assert [type(error) for error in failures] == [RuntimeError]
