@@ -1,13 +1,19 @@
 """`hubspot-destination bench`: throughput of the whole local pipeline at a HubSpot tier's rate limit.
 
 Ingest (1,000-profile requests, as AEP sends them) runs in this thread while the event source mapping drains
-the queue with the template's `MaximumConcurrency` (one deliver execution environment per concurrent
-invocation, each pacing itself to its share of the budget), against the emulator enforcing the tier's
-limits in real time and answering after a seeded lognormal time (`latency_ms`, its median for a 100-input
-upsert: an assumption, docs/emulator.md). DynamoDB is dynalite, a process of its own (`stand_ins.py`), or
-moto in this process; SQS and Secrets Manager are moto. Delivery starts with the first request, so the queue
-stays shallow (moto's SQS costs O(queue depth) per call). The interpreter shares its time among the
-functions as separate execution environments would (`harness.functions_share_fairly`).
+the queue with the template's `MaximumConcurrency`: one deliver execution environment per concurrent
+invocation, each a process of its own (`deliver_worker.py`) with its own HubSpot client pacing itself to
+its share of the budget, against the emulator (threads of this process) enforcing the tier's limits in real
+time and answering after a seeded lognormal time (`latency_ms`, its median for a 100-input upsert: an
+assumption, docs/emulator.md). The AWS stand-ins are processes of their own too (`stand_ins.py`): SQS and
+Secrets Manager are moto's server, DynamoDB dynalite or moto's server; the functions reach them through
+botocore's service endpoints, as they would reach AWS. So the functions' interpreters do the functions'
+work only (and the mapping's and the emulator's, in this one). Delivery starts with the first request, so
+the queue stays shallow (moto's SQS costs O(queue depth) per call). This interpreter shares its time among
+the ingest handler, the mapping and the emulator as separate machines would (`harness.functions_share_fairly`).
+
+AWS calls are counted (`usage.ClientMeter`) where they are made: here (ingest's, the mapping's), and in each
+deliver worker, which returns its units and its CPU time with each invocation's result.
 
 `strategy="peer"` runs what integrations without pacing do, on the same input and emulator: the same
 pipeline with the pacer off, so each invocation sends its batches of 100 as fast as its calls in flight
@@ -18,29 +24,22 @@ HubSpot's Node SDK waits) and sent again.
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from hubspot_destination.hubspot.pacing import Pacer
+from hubspot_local.deliver_worker import deliver_environments, invocations_cpu_s, total_units
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.emulator.faults import Latency
 from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.event_source_mapping import EventSourceMapping
-from hubspot_local.harness import (
-    MotoTimer,
-    environment,
-    feed_and_drain,
-    functions_share_fairly,
-    load_deliver_environments,
-    percentile,
-    thread_safe_moto,
-)
+from hubspot_local.harness import environment, feed_and_drain, functions_share_fairly, percentile
 from hubspot_local.pipeline import DEPLOYED, EMULATOR_TOKEN, LocalPipeline
-from hubspot_local.stand_ins import dynalite
-from hubspot_local.usage import Bill
+from hubspot_local.stand_ins import StandIn, dynalite, moto_server
+from hubspot_local.usage import Bill, ClientMeter, metering
 
 MAX_CONCURRENCY = DEPLOYED.max_concurrency  # template.yaml: DeliverMaximumConcurrency's default
 PROFILES_PER_REQUEST = 1000
@@ -50,8 +49,6 @@ UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
 WINDOW_S = 10.0
 AUDIENCES = {"bench-high-value": "High Value Customers", "bench-newsletter": "Newsletter Subscribers"}
 PROGRESS_INTERVAL_S = 5.0
-# The threads our functions' own code runs on besides the invocation's (deliver's pools).
-FUNCTION_THREADS = ("hubspot-upserts", "contact-versions")
 
 
 @dataclass
@@ -66,16 +63,21 @@ class BenchResult:
     counts too, so a run that sends in bursts is not credited with the idle end of its last window, and a
     run without 429s is at most 1) ÷ the tier's burst limit.
     `ingest_ms_p50`/`_p99`: wall time of each 1,000-profile ingest request, in ms; `ingest_sqs_ms_p50`/`_p99`:
-    the part of it spent in moto's SQS (SendMessageBatch, waiting for the delivery threads' moto calls
-    included). `ingest_ms_empty_queue`: the first request, sent into an empty queue before delivery starts.
+    the part of it spent in SQS calls (`SendMessageBatch`, client side and moto's server's answer).
+    `ingest_ms_empty_queue`: the first request, sent into an empty queue before delivery starts.
     `contacts_written`, `dead_letters`, `still_queued` and `lost` account for every profile (see
     `accounting.Accounting`). Where the time went, in seconds: `deliver_busy_s` (deliver invocations' wall
-    time, all environments together), `moto_dynamodb_s` / `moto_sqs_s` (moto's own work; 0 for DynamoDB on
-    dynalite). `cpu_ms_per_contact`: CPU time of the functions' own threads (ingest requests, deliver
-    invocations and their pools), the stand-ins' work on them left out, per profile, in ms.
-    `cost_per_million_usd`: what the run would cost on AWS per million profiles (`usage.Bill`).
+    time, all environments together); CPU seconds during the run of `bench_process_cpu_s` (this process:
+    the ingest handler, the mapping stand-in, the emulator), `moto_server_cpu_s` and `dynalite_cpu_s` (None:
+    not measurable here, `/proc` being Linux's, or no dynalite). `cpu_ms_per_contact`: CPU time of the
+    functions alone per profile, in ms: ingest requests (their thread's) and deliver invocations (their
+    worker process's, every thread), the counting of their AWS calls left out. `sqs_requests`,
+    `dynamodb_read_units`, `dynamodb_write_units`: the AWS units counted (`usage.AwsUsage`), and
+    `cost_per_million_usd` what the run would cost on AWS per million profiles (`usage.Bill`).
     `hubspot_latency_ms`: the emulator's median answer time for a 100-input upsert (0: none).
     `timeline`: `(seconds since the first request, status, inputs)` of every HubSpot request, for the plot.
+    `processes`: the ids of the run's processes by role (`bench`, `deliver`: every worker it ran,
+    `moto_server`, `dynalite`), all of them gone once `run_bench` returns but `bench`.
     """
 
     profiles: int
@@ -97,12 +99,17 @@ class BenchResult:
     still_queued: int
     lost: int
     deliver_busy_s: float
-    moto_dynamodb_s: float
-    moto_sqs_s: float
+    bench_process_cpu_s: float
+    moto_server_cpu_s: float | None
+    dynalite_cpu_s: float | None
     cpu_ms_per_contact: float
+    sqs_requests: float
+    dynamodb_read_units: int
+    dynamodb_write_units: int
     cost_per_million_usd: float
     hubspot_latency_ms: float
     timeline: list[tuple[float, int | None, int | None]] = field(default_factory=list)
+    processes: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def all_settled(self) -> bool:
@@ -110,9 +117,9 @@ class BenchResult:
         return not self.still_queued and not self.lost
 
     def as_dict(self) -> dict:
-        """The `--json` object (without `timeline`)."""
+        """The `--json` object (without `timeline` and `processes`)."""
         figures = asdict(self)
-        del figures["timeline"]
+        del figures["timeline"], figures["processes"]
         return figures
 
 
@@ -173,13 +180,28 @@ def _progress(emulator: HubSpotEmulator, label: str, show: bool) -> Iterator[Non
             reporter.join()
 
 
-def _function_threads_cpu(before: set[int], timer: MotoTimer) -> float:
-    """CPU seconds of the deliver pools' threads started since `before`, the harness's work on them left out."""
-    return sum(
-        time.clock_gettime(time.pthread_getcpuclockid(thread.ident)) - timer.thread_cpu(thread.ident)
-        for thread in threading.enumerate()
-        if thread.ident not in before and thread.ident is not None and thread.name.startswith(FUNCTION_THREADS)
-    )
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While active, SIGTERM interrupts the run as Ctrl-C does (in the main thread), so that the run's
+    processes are stopped on the way out; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _cpu_used(stand_in: StandIn | None, before: float | None) -> float | None:
+    """CPU seconds `stand_in` used since it had used `before`; None when not measurable (or no stand-in)."""
+    now = stand_in.cpu_s() if stand_in is not None else None
+    return round(now - before, 1) if now is not None and before is not None else None
 
 
 def run_bench(
@@ -191,17 +213,19 @@ def run_bench(
     strategy: str = "ours",
     progress: bool = False,
 ) -> BenchResult:
-    """Run the benchmark once and return its figures.
+    """Run the benchmark once and return its figures. Every process it starts is stopped before it returns
+    or raises (SIGTERM included: it raises KeyboardInterrupt then).
 
     Args:
         latency_ms: the emulator's median answer time for a 100-input upsert, in ms (0: answers at once).
-        dynamodb: `dynalite` (a process of its own; `make bench` installs it) or `moto` (in this process).
+        dynamodb: `dynalite` (a process of its own; `make bench` installs it) or `moto` (in moto's server).
         strategy: `ours`, or `peer` (no pacing; module doc).
         progress: report on stderr every 5 s.
 
     Raises:
         ValueError: an unknown tier, strategy or DynamoDB, or fewer than one profile.
         FileNotFoundError: dynalite is asked for and not installed.
+        RuntimeError: a stand-in or a deliver execution environment did not start.
     """
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; expected one of {', '.join(TIERS)}")
@@ -215,12 +239,13 @@ def run_bench(
     ingest_sqs_ms: list[float] = []
     ingest_cpu_s: list[float] = []
     faults = FaultConfig(seed=1, latency=Latency(median_ms=latency_ms)) if latency_ms else None
-    threads_before = {thread.ident for thread in threading.enumerate() if thread.ident is not None}
     with contextlib.ExitStack() as stack:
+        stack.enter_context(_sigterm_interrupts())
         output = stack.enter_context(open(os.devnull, "w"))
-        moto_timer = stack.enter_context(thread_safe_moto())
         stack.enter_context(functions_share_fairly())
-        dynamodb_url = stack.enter_context(dynalite()) if dynamodb == "dynalite" else None
+        meter = stack.enter_context(metering(ClientMeter()))  # this process's calls: ingest's, the mapping's
+        aws = stack.enter_context(moto_server())
+        dynalite_server = stack.enter_context(dynalite()) if dynamodb == "dynalite" else None
         stack.enter_context(
             environment(HUBSPOT_REQUESTS_PER_10S=str(burst_limit), MAX_CONCURRENCY=str(MAX_CONCURRENCY))
         )
@@ -228,50 +253,70 @@ def run_bench(
             HubSpotEmulator(tokens={EMULATOR_TOKEN: PRODUCT_SCOPES}, tier=tier, faults=faults)
         )
         pipeline = stack.enter_context(
-            LocalPipeline(emulator=emulator, handler_output=output, dynamodb_url=dynamodb_url)
+            LocalPipeline(
+                emulator=emulator,
+                handler_output=output,
+                dynamodb_url=dynalite_server.url if dynalite_server is not None else None,
+                aws_url=aws.url,
+            )
         )
-        modules = load_deliver_environments(MAX_CONCURRENCY, output)
-        if strategy == "peer":
-            for module in modules:
-                module._client().pacer = Pacer(None)  # no pacing: as fast as the calls in flight allow
-        usage_before = moto_timer.usage.units.copy()
+        # Started once the pipeline has set the functions' environment (the handler reads it at load).
+        environments = stack.enter_context(deliver_environments(MAX_CONCURRENCY, strategy, dict(os.environ)))
+        usage_before = meter.usage.units.copy()
 
         def our_cpu() -> float:
-            return time.thread_time() - moto_timer.thread_cpu()
+            return time.thread_time() - meter.thread_counting_cpu_s()
 
         mapping = EventSourceMapping(
             pipeline.sqs,
             pipeline.queue_url,
-            [module.lambda_handler for module in modules],
+            environments,
             DEPLOYED.batch_size,
             DEPLOYED.timeout_s,
             max_invocations=10 * (profiles // DEPLOYED.batch_size + 10),
             batching_window_s=DEPLOYED.batching_window_s,
-            cpu_clock=our_cpu,
+            cpu_clock=invocations_cpu_s,
         )
 
+        def stop_workers() -> None:  # an interrupted run: their invocations end at once
+            for environment in environments:
+                environment.close()
+
         def ingest(body: bytes) -> None:
-            started, moto_before, cpu_before = time.perf_counter(), moto_timer.seconds(), our_cpu()
+            started, sqs_before, cpu_before = time.perf_counter(), meter.thread_sqs_s(), our_cpu()
             answer = pipeline.ingest(body)
             if answer["status"] != 202 or answer["body"]["rejected"]:
                 raise RuntimeError(f"ingest refused bench profiles: {answer}")
             ingest_ms.append((time.perf_counter() - started) * 1000)
-            ingest_sqs_ms.append((moto_timer.seconds() - moto_before) * 1000)
+            ingest_sqs_ms.append((meter.thread_sqs_s() - sqs_before) * 1000)
             ingest_cpu_s.append(our_cpu() - cpu_before)
 
         with _progress(emulator, strategy, progress):
+            moto_cpu_before = aws.cpu_s()
+            dynalite_cpu_before = dynalite_server.cpu_s() if dynalite_server is not None else None
+            bench_cpu_before = time.process_time()
             started = time.monotonic()
             ingest(bodies[0])
-            stats = feed_and_drain(mapping, lambda: [ingest(body) for body in bodies[1:]], output)
-        cpu_s = sum(ingest_cpu_s) + stats.handler_cpu_s + _function_threads_cpu(threads_before, moto_timer)
+            stats = feed_and_drain(mapping, lambda: [ingest(body) for body in bodies[1:]], output, abort=stop_workers)
+            bench_cpu_s = time.process_time() - bench_cpu_before
+            moto_cpu_s = _cpu_used(aws, moto_cpu_before)
+            dynalite_cpu_s = _cpu_used(dynalite_server, dynalite_cpu_before)
+        cpu_s = sum(ingest_cpu_s) + stats.handler_cpu_s
+        units = meter.usage.units - usage_before + total_units(environments)
         requests = list(emulator.requests)
         accounting = pipeline.accounting()
+        processes = {
+            "bench": [os.getpid()],
+            "deliver": [pid for environment in environments for pid in environment.pids],
+            "moto_server": [aws.pid],
+            "dynalite": [dynalite_server.pid] if dynalite_server is not None else [],
+        }
     bill = Bill(
         lambda_gb_seconds=stats.invocation_seconds * DEPLOYED.deliver_memory_mb / 1024
         + sum(ingest_ms) / 1000 * DEPLOYED.ingest_memory_mb / 1024,
         lambda_requests=stats.invocations + len(bodies),
         api_gateway_requests=len(bodies),
-        units=moto_timer.usage.units - usage_before,
+        units=units,
     )
     first_at = requests[0]["at"] if requests else 0.0
     upserts = [r for r in requests if r["path"] == UPSERT_PATH and r["status"] is not None and r["status"] < 300]
@@ -298,12 +343,17 @@ def run_bench(
         still_queued=len(accounting.queued),
         lost=len(accounting.lost),
         deliver_busy_s=round(stats.invocation_seconds, 1),
-        moto_dynamodb_s=round(moto_timer.service_seconds("dynamodb"), 1),
-        moto_sqs_s=round(moto_timer.service_seconds("sqs"), 1),
+        bench_process_cpu_s=round(bench_cpu_s, 1),
+        moto_server_cpu_s=moto_cpu_s,
+        dynalite_cpu_s=dynalite_cpu_s,
         cpu_ms_per_contact=round(cpu_s * 1000 / profiles, 3),
+        sqs_requests=round(units["sqs_requests"], 1),
+        dynamodb_read_units=units["dynamodb_read_units"],
+        dynamodb_write_units=units["dynamodb_write_units"],
         cost_per_million_usd=round(bill.usd() * 1e6 / profiles, 2),
         hubspot_latency_ms=latency_ms,
         timeline=[(r["at"] - first_at, r["status"], r["inputs"]) for r in requests],
+        processes=processes,
     )
 
 

@@ -507,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dynamodb",
         default="dynalite",
         choices=["dynalite", "moto"],
-        help="DynamoDB: dynalite, a process of its own (make bench installs it; default), or moto in process",
+        help="DynamoDB: dynalite, a process of its own (make bench installs it; default), or moto's server",
     )
     bench_cmd.add_argument("--compare", action="store_true", help="also run a peer's strategy (no pacing)")
     bench_cmd.add_argument("--plot", metavar="FILE.png", help="draw requests per 10 s and contacts/s (make bench-plot)")

@@ -1,4 +1,5 @@
-"""A faithful stand-in for the Lambda SQS event source mapping, run in-process against moto's SQS.
+"""A faithful stand-in for the Lambda SQS event source mapping, run in-process against moto's SQS (in this
+process, or moto's server: `bench`).
 
 What it imitates (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html,
 .../services-sqs-errorhandling.html, .../services-sqs-scaling.html): batches of up to `batch_size` records
@@ -7,8 +8,9 @@ Lambda SQS event shape; partial batch responses (`batchItemFailures`: only those
 their visibility timeout; an empty or missing list means success; a malformed identifier or a raised
 exception fails the whole batch); deletion of the records that succeeded; the queue's redrive policy moving
 a message to the dead-letter queue once it has been received `maxReceiveCount` times; and
-`ScalingConfig.MaximumConcurrency`: given one handler per execution environment, one poller per environment
-runs in its own thread on the same queue. Visibility timeouts are shortened to 0 on failure so a local run
+`ScalingConfig.MaximumConcurrency`: given one handler per execution environment (a handler module's, or a
+`deliver_worker.DeliverEnvironment`, a process of its own), one poller per environment runs in its own
+thread on the same queue. Visibility timeouts are shortened to 0 on failure so a local run
 does not wait minutes. Delayed messages (requeued by the function for back-pressure) are waited for, up to
 `max_wait_s`. A drain ends only once the queue holds no message in any state (visible, delayed, in flight;
 `queue_depth`), or when it gives up waiting, and then it says what it left (`DrainStats.left_on_queue`).
@@ -16,7 +18,7 @@ does not wait minutes. Delayed messages (requeued by the function for back-press
 `MappingChaos` adds, seeded, what the real mapping and SQS do on a bad day: an invocation that dies
 mid-batch (its response is lost and the whole batch comes back), a processed message delivered again
 (at-least-once delivery), and batches delivered out of order. An invocation dies at one of its AWS calls:
-that needs `aws_call_checkpoint` called on every AWS call (`load.thread_safe_moto` does); without it a
+that needs `aws_call_checkpoint` called on every AWS call (`harness.thread_safe_moto` does); without it a
 doomed invocation runs to its end and only its response is lost.
 """
 
@@ -201,7 +203,8 @@ class EventSourceMapping:
         sqs: a boto3 SQS client (moto).
         queue_url: the source queue.
         handler: the deliver function's `lambda_handler`, or one `lambda_handler` per concurrent execution
-            environment (`MaximumConcurrency` = their number; each gets a poller thread of its own).
+            environment (`MaximumConcurrency` = their number; each gets a poller thread of its own); any
+            callable `(event, context) -> response` (`deliver_worker.DeliverEnvironment`).
         batch_size: the mapping's `BatchSize`.
         function_timeout_s: the function's timeout, in seconds (the context's deadline).
         max_invocations: a safety stop for a run that never drains (all pollers together).
@@ -211,8 +214,9 @@ class EventSourceMapping:
         batching_window_s: `MaximumBatchingWindowInSeconds`: keep receiving until the batch is full or this
             many seconds have passed since the first record arrived; 0 invokes with what one pass returned.
         chaos: seeded failures of the mapping (`MappingChaos`); None for a well-behaved mapping.
-        cpu_clock: the CPU seconds of the calling thread that count as the handler's (`time.thread_time`;
-            the bench leaves out what the harness spends on the thread), read around each invocation.
+        cpu_clock: the CPU seconds that count as the handler's, read on the poller's thread around each
+            invocation (`time.thread_time`; the bench's handlers run in workers that report their CPU:
+            `deliver_worker.invocations_cpu_s`).
     """
 
     def __init__(

@@ -7,10 +7,11 @@ check-then-write), and its SQS checks every message's visibility with datetime a
 message, several times per `SendMessage`/`ReceiveMessage`), which makes each call cost O(queue depth) with
 a large constant. `thread_safe_moto` serialises every moto call behind one lock (they are CPU-bound under
 the GIL anyway, so little concurrency is lost) and compares visibility against `time.time()` directly (the
-same comparison, one clock read); it measures the time spent in moto and the CPU the harness spends on each
-thread's AWS calls, counts every call's billable units (`usage.AwsUsage`), lets the calls to a stand-in of
-its own (dynalite, `stand_ins.py`) through unserialised, and it is where an invocation doomed by
-`MappingChaos` dies (`event_source_mapping.aws_call_checkpoint`).
+same comparison, one clock read); it counts every call's billable units (`usage.AwsUsage`, as the bench's
+client-side count does: `usage.ClientMeter`), lets the calls to a stand-in of its own (dynalite,
+`stand_ins.py`) through unserialised, and it is where an invocation doomed by `MappingChaos` dies
+(`event_source_mapping.aws_call_checkpoint`). (`bench` runs moto as a server of its own instead:
+`moto_server.py` does the same there.)
 """
 
 import contextlib
@@ -33,93 +34,42 @@ from hubspot_local.event_source_mapping import DrainStats, EventSourceMapping, a
 from hubspot_local.lambda_runtime import load_handler_module
 from hubspot_local.usage import AwsUsage
 
-
-class MotoTimer:
-    """Time spent in moto calls, in seconds: per thread (waiting for the lock included), and per AWS service
-    (`sqs`, `dynamodb`, `secretsmanager`; moto's own work, all threads together); the CPU time the harness
-    spends on each thread's AWS calls (moto's work, and counting them), so that it can be told from the
-    functions' own; and what the calls would cost (`usage`)."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._by_service: dict[str, float] = {}
-        self._cpu_by_thread: dict[int, float] = {}
-        self.usage = AwsUsage()
-
-    def add(self, service: str, waited: float, worked: float) -> None:
-        """Charge a call to the calling thread (`waited` for the lock, then `worked` in moto)."""
-        self._local.seconds = self.seconds() + waited + worked
-        with self._lock:
-            self._by_service[service] = self._by_service.get(service, 0.0) + worked
-
-    def add_cpu(self, seconds: float) -> None:
-        """Charge the calling thread with `seconds` of CPU spent by the harness on its AWS calls."""
-        ident = threading.get_ident()
-        with self._lock:
-            self._cpu_by_thread[ident] = self._cpu_by_thread.get(ident, 0.0) + seconds
-
-    def seconds(self) -> float:
-        """The calling thread's total so far."""
-        return getattr(self._local, "seconds", 0.0)
-
-    def thread_cpu(self, ident: int | None = None) -> float:
-        """The harness's CPU seconds on a thread's AWS calls so far (the calling thread's by default)."""
-        with self._lock:
-            return self._cpu_by_thread.get(threading.get_ident() if ident is None else ident, 0.0)
-
-    def service_seconds(self, service: str) -> float:
-        """moto's work in `service` so far."""
-        with self._lock:
-            return self._by_service.get(service, 0.0)
-
-
-_active: list[MotoTimer] = []  # the timer of the `thread_safe_moto` in force, if any
+_active: list[AwsUsage] = []  # the usage of the `thread_safe_moto` in force, if any
 
 
 @contextlib.contextmanager
-def thread_safe_moto() -> Iterator[MotoTimer]:
+def thread_safe_moto() -> Iterator[AwsUsage]:
     """While active, moto calls run one at a time and SQS visibility checks are cheap (see the module doc).
-    Entered again while active (a `LocalPipeline` inside `bench`), it changes nothing and yields the same
-    timer.
+    Entered again while active (a `LocalPipeline` inside a test's), it changes nothing and yields the same
+    usage.
 
     Yields:
-        a `MotoTimer` charging each thread with its time in moto.
+        the billable units of every AWS call moto is handed meanwhile (`usage.AwsUsage`).
     """
     if _active:
         yield _active[0]
         return
     lock = threading.RLock()
-    timer = MotoTimer()
+    usage = AwsUsage()
     process_request = BotocoreStubber.process_request
     visible, delayed = Message.visible, Message.delayed
 
     def serialised(self, request):
         aws_call_checkpoint()  # where a doomed invocation dies (`MappingChaos.kill_rate`)
-        harness_cpu = time.thread_time()
-        try:
-            target = request.headers.get("X-Amz-Target") or b""
-            timer.usage.count(target.decode() if isinstance(target, bytes) else target, request.body or b"")
-            if not (urlsplit(request.url).hostname or "").endswith(".amazonaws.com"):
-                return None  # a stand-in of its own (dynalite, stand_ins.py): sent over HTTP, nothing to serialise
-            called = time.perf_counter()
-            with lock:
-                started = time.perf_counter()
-                try:
-                    return process_request(self, request)
-                finally:
-                    ended = time.perf_counter()
-                    timer.add(urlsplit(request.url).hostname.split(".")[0], started - called, ended - started)
-        finally:
-            timer.add_cpu(time.thread_time() - harness_cpu)
+        target = request.headers.get("X-Amz-Target") or b""
+        usage.count(target.decode() if isinstance(target, bytes) else target, request.body or b"")
+        if not (urlsplit(request.url).hostname or "").endswith(".amazonaws.com"):
+            return None  # a stand-in of its own (dynalite, stand_ins.py): sent over HTTP, nothing to serialise
+        with lock:
+            return process_request(self, request)
 
     BotocoreStubber.process_request = serialised
     # moto's own properties compare the same fields with unix_time_millis() built from naive datetimes.
     Message.visible = property(lambda message: time.time() * 1000 > message.visible_at)
     Message.delayed = property(lambda message: time.time() * 1000 < message.delayed_until)
-    _active.append(timer)
+    _active.append(usage)
     try:
-        yield timer
+        yield usage
     finally:
         _active.clear()
         BotocoreStubber.process_request = process_request
@@ -170,12 +120,19 @@ def load_deliver_environments(count: int, output: TextIO) -> list[ModuleType]:
         return [load_handler_module("deliver") for _ in range(count)]
 
 
-def feed_and_drain(mapping: EventSourceMapping, feed: Callable[[], None], output: TextIO) -> DrainStats:
+def feed_and_drain(
+    mapping: EventSourceMapping,
+    feed: Callable[[], None],
+    output: TextIO,
+    abort: Callable[[], None] | None = None,
+) -> DrainStats:
     """Run `feed` (which ingests) in this thread while `mapping` drains the queue in the background.
 
     The drain does not end before `feed` has returned, so an empty queue between two requests does not
-    stop delivery. The handlers' stdout (Powertools metrics) goes to `output` for the whole run, and
-    Powertools' "No application metrics to publish" warning is silenced.
+    stop delivery. If `feed` raises, or this thread is interrupted (Ctrl-C), the mapping is stopped, `abort`
+    is called (what ends the running invocations at once: `bench` stops its deliver workers), and the drain
+    is waited for before the error is re-raised. The handlers' stdout (Powertools metrics) goes to
+    `output` for the whole run, and Powertools' "No application metrics to publish" warning is silenced.
 
     Raises:
         whatever `feed` or the drain raised.
@@ -197,9 +154,15 @@ def feed_and_drain(mapping: EventSourceMapping, feed: Callable[[], None], output
         delivery.start()
         try:
             feed()
-        finally:
             fed.set()
             delivery.join()
+        finally:
+            if delivery.is_alive():  # `feed` failed, or the run was interrupted
+                mapping.stop()
+                if abort is not None:
+                    abort()
+                fed.set()
+                delivery.join()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["stats"]

@@ -1,8 +1,9 @@
 """The whole pipeline on this machine: ingest handler → SQS (moto) → deliver handler → HubSpot.
 
-AWS services run in-process under moto; HubSpot is the embedded emulator on loopback unless a real
-base URL is given. The ingest handler is called as API Gateway would call it (a REST proxy event, signed
-for you), and the deliver handler as the SQS event source mapping would (see `event_source_mapping`).
+AWS services run in-process under moto, or in stand-in processes of their own (moto's server, dynalite:
+`stand_ins.py`, for `bench`); HubSpot is the embedded emulator on loopback unless a real base URL is given.
+The ingest handler is called as API Gateway would call it (a REST proxy event, signed for you), and the
+deliver handler as the SQS event source mapping would (see `event_source_mapping`).
 """
 
 import contextlib
@@ -13,6 +14,8 @@ import secrets
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TextIO
@@ -21,9 +24,9 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 from moto.core.config import default_user_config
-from moto.sqs.models import sqs_backends
 from pydantic import ValidationError
 
+from hubspot_destination.aws import sqs as sqs_adapter
 from hubspot_destination.aws.sqs import DETAIL_ATTRIBUTE, REASON_ATTRIBUTE
 from hubspot_destination.domain.identity import emails_in_identity_map
 from hubspot_destination.domain.messages import decode_message
@@ -38,6 +41,7 @@ from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.event_source_mapping import EventSourceMapping, QueueDepth, queue_depth
 from hubspot_local.harness import environment, thread_safe_moto
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
+from hubspot_local.moto_server import MESSAGES_PATH, queue_messages
 from hubspot_local.template import deployed_settings
 from hubspot_operations.dead_letters import SQS_REDRIVE_REASON
 from hubspot_operations.request_file import request_body
@@ -154,6 +158,9 @@ class LocalPipeline:
             stays the CLI's own); stderr by default.
         dynamodb_url: a DynamoDB endpoint of its own (dynalite, `stand_ins.dynalite`) instead of moto's; the
             functions reach it through `AWS_ENDPOINT_URL_DYNAMODB`, as they would reach DynamoDB.
+        aws_url: moto's server as a process of its own (`stand_ins.moto_server`) for SQS and Secrets Manager,
+            and for DynamoDB without `dynamodb_url`, instead of moto in this process; the functions reach it
+            through `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_SECRETS_MANAGER` (and `..._DYNAMODB`).
     """
 
     def __init__(
@@ -164,9 +171,11 @@ class LocalPipeline:
         handler_output: TextIO | None = None,
         faults: FaultConfig | None = None,
         dynamodb_url: str | None = None,
+        aws_url: str | None = None,
     ):
         self._handler_output = handler_output or sys.stderr
         self._dynamodb_url = dynamodb_url
+        self._aws_url = aws_url
         self._faults = faults
         self._hubspot_url = hubspot_url
         self._portal = portal
@@ -203,13 +212,26 @@ class LocalPipeline:
         # in flight than 2 only add threads that compete with ingest for this one interpreter (production: 16,
         # each waiting on DynamoDB).
         os.environ.setdefault("CONTACT_VERSIONS_CONCURRENCY", "2")
-        if self._dynamodb_url:
-            stack.enter_context(environment(AWS_ENDPOINT_URL_DYNAMODB=self._dynamodb_url))
-        # DynamoDB calls go to its own endpoint when there is one.
-        passthrough = {"urls": [], "services": ["dynamodb"] if self._dynamodb_url else []}
-        stack.enter_context(mock_aws(config={"core": {**default_user_config["core"], "passthrough": passthrough}}))
-        # The deliver function writes contact leases from several threads; moto is not thread-safe.
-        stack.enter_context(thread_safe_moto())
+        if self._aws_url:
+            stack.enter_context(
+                environment(
+                    AWS_ENDPOINT_URL_SQS=self._aws_url,
+                    AWS_ENDPOINT_URL_SECRETS_MANAGER=self._aws_url,
+                    AWS_ENDPOINT_URL_DYNAMODB=self._dynamodb_url or self._aws_url,
+                )
+            )
+        else:
+            if self._dynamodb_url:
+                stack.enter_context(environment(AWS_ENDPOINT_URL_DYNAMODB=self._dynamodb_url))
+            # DynamoDB calls go to its own endpoint when there is one.
+            passthrough = {"urls": [], "services": ["dynamodb"] if self._dynamodb_url else []}
+            config = {"core": {**default_user_config["core"], "passthrough": passthrough}}
+            stack.enter_context(mock_aws(config=config))
+            # The deliver function writes contact leases from several threads; moto is not thread-safe.
+            stack.enter_context(thread_safe_moto())
+        # The functions' SQS client is kept for the interpreter's life (one per execution environment): a new
+        # pipeline's endpoints need a new one.
+        sqs_adapter.client.cache_clear()
         # Powertools' Logger holds the stream it was created with; point it at the handlers' output too.
         handler = logger.registered_handler
         stack.callback(handler.setStream, handler.setStream(self._handler_output))
@@ -374,22 +396,27 @@ class LocalPipeline:
 
     def messages_on(self, queue_url: str) -> list[QueuedMessage]:
         """Every message on one of the pipeline's queues whatever its state, oldest first, without receiving
-        any. SQS hands out only visible messages, so they are read from moto's store; call it while no drain
-        runs."""
-        account_id, name = queue_url.rsplit("/", 2)[-2:]
-        queue = sqs_backends[account_id][self.sqs.meta.region_name].queues[name]
+        any. SQS hands out only visible messages, so they are read from moto's store (in this process, or
+        through moto's server, `moto_server.py`); call it while no drain runs."""
+        region = self.sqs.meta.region_name
+        if self._aws_url:
+            query = urllib.parse.urlencode({"queue": queue_url, "region": region})
+            with urllib.request.urlopen(f"{self._aws_url}{MESSAGES_PATH}?{query}", timeout=30) as answer:  # noqa: S310
+                stored = json.load(answer)
+        else:
+            stored = queue_messages(queue_url, region)
         now_ms = time.time() * 1000  # moto's visible_at and delayed_until are epoch ms
         found = []
-        for message in list(queue._messages):
-            attributes = message.message_attributes
-            emails, attempt = _read_body(message.body)
+        for message in stored:
+            attributes = message["attributes"]
+            emails, attempt = _read_body(message["body"])
             found.append(
                 QueuedMessage(
                     emails=emails,
                     attempt=attempt,
                     reason=attributes.get(REASON_ATTRIBUTE, {}).get("StringValue", SQS_REDRIVE_REASON),
                     detail=attributes.get(DETAIL_ATTRIBUTE, {}).get("StringValue", ""),
-                    due_in_s=max(0.0, (max(message.visible_at, message.delayed_until) - now_ms) / 1000),
+                    due_in_s=max(0.0, (max(message["visible_at"], message["delayed_until"]) - now_ms) / 1000),
                 )
             )
         return found

@@ -1,21 +1,29 @@
 """What a local run would cost on AWS: the billable units of the AWS calls it made, at list prices.
 
-`AwsUsage` counts every AWS request botocore sends while it is active (`harness.thread_safe_moto` hands it
-each one): SQS requests as SQS bills them (each 64-KB chunk of a request's payload is one request), DynamoDB
-read and write request units from the items each call reads or writes (on demand: a strongly consistent read
-of up to 4 KB is 1 RRU, read or not found; a write of up to 1 KB is 1 WRU, a refused conditional write
-included). The event source mapping's own calls count as the real mapping makes them: its receives, its
-deletes in batches of 10 (`DeleteMessageBatch`), never the stand-in's `GetQueueAttributes` polling.
+`AwsUsage` counts every AWS request botocore sends: `harness.thread_safe_moto` hands it each one moto answers
+in process, and a `ClientMeter` each one botocore sends from its process (`metering`; the bench has one in
+each process its functions run in, the stand-ins being processes of their own). SQS requests are counted as
+SQS bills them (each 64-KB chunk of a request's payload is one request), DynamoDB read and write request
+units from the items each call reads or writes (on demand: a strongly consistent read of up to 4 KB is 1
+RRU, read or not found; a write of up to 1 KB is 1 WRU, a refused conditional write included). The event
+source mapping's own calls count as the real mapping makes them: its receives, its deletes in batches of 10
+(`DeleteMessageBatch`), never the stand-in's `GetQueueAttributes` polling.
 
 Prices (`PRICES`) are us-east-1 list prices without free tiers, read on 2026-12-02; the README's
 "Cost" paragraph says where each came from, and which could not be confirmed on AWS's own pages.
 """
 
+import contextlib
 import json
 import math
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+import boto3
+from botocore import handlers
 
 # USD per unit, us-east-1, read 2026-12-02 (README, "Performance and resilience").
 PRICES = {
@@ -66,6 +74,83 @@ class AwsUsage:
                 units["dynamodb_write_units"] = sum(_write_units(item) for item in puts)
         with self._lock:
             self.units.update(units)
+
+
+class ClientMeter:
+    """What this process's AWS calls cost, seen from the client side (botocore's events, `metering`):
+    their billable units (`usage`), the wall time of each thread's SQS calls (serialising, signing, the HTTP
+    exchange and parsing: the whole call, retries included), and the CPU the counting itself takes, so
+    that it can be left out of the functions' own. Thread-safe."""
+
+    def __init__(self) -> None:
+        self.usage = AwsUsage()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._counting_cpu_s = 0.0
+
+    def before_send(self, request, **_) -> None:
+        """botocore's `before-send`: count the request about to be sent (each attempt, as moto would see it)."""
+        started = time.thread_time()
+        target = request.headers.get("X-Amz-Target") or b""
+        self.usage.count(target.decode() if isinstance(target, bytes) else target, request.body or b"")
+        spent = time.thread_time() - started
+        self._local.counting_cpu_s = self.thread_counting_cpu_s() + spent
+        with self._lock:
+            self._counting_cpu_s += spent
+
+    def before_sqs_call(self, **_) -> None:
+        """botocore's `before-call.sqs`: an SQS call starts on this thread."""
+        self._local.sqs_started = time.perf_counter()
+
+    def after_sqs_call(self, **_) -> None:
+        """botocore's `after-call.sqs` and `after-call-error.sqs`: the call started on this thread ended."""
+        started = getattr(self._local, "sqs_started", None)
+        if started is not None:
+            self._local.sqs_s = self.thread_sqs_s() + time.perf_counter() - started
+            self._local.sqs_started = None
+
+    def thread_sqs_s(self) -> float:
+        """Seconds the calling thread has spent in SQS calls so far."""
+        return getattr(self._local, "sqs_s", 0.0)
+
+    def thread_counting_cpu_s(self) -> float:
+        """CPU seconds the counting has taken on the calling thread so far."""
+        return getattr(self._local, "counting_cpu_s", 0.0)
+
+    def counting_cpu_s(self) -> float:
+        """CPU seconds the counting has taken so far, all threads together."""
+        with self._lock:
+            return self._counting_cpu_s
+
+
+@contextlib.contextmanager
+def metering(meter: ClientMeter) -> Iterator[ClientMeter]:
+    """While active, `meter` sees every AWS call of this process: from the clients of every botocore session
+    created meanwhile (botocore copies its built-in handlers into each new one; Powertools makes a session of
+    its own for Secrets Manager), and of boto3's default session if it exists already. Clients created
+    before it began are not seen (the local pipeline makes its clients afresh). Its `before-send` runs
+    first, before moto's in-process stub answers (which ends the event).
+    """
+    hooks: list[tuple[str, Callable[..., None], object]] = [
+        ("before-send", meter.before_send, handlers.REGISTER_FIRST),
+        ("before-call.sqs", meter.before_sqs_call, handlers.REGISTER_LAST),
+        ("after-call.sqs", meter.after_sqs_call, handlers.REGISTER_LAST),
+        ("after-call-error.sqs", meter.after_sqs_call, handlers.REGISTER_LAST),
+    ]
+    handlers.BUILTIN_HANDLERS.extend(hooks)
+    session = boto3.DEFAULT_SESSION
+    if session is not None:
+        session.events.register_first("before-send", meter.before_send)
+        for event, hook, _ in hooks[1:]:
+            session.events.register_last(event, hook)
+    try:
+        yield meter
+    finally:
+        for spec in hooks:
+            handlers.BUILTIN_HANDLERS.remove(spec)
+        if session is not None:
+            for event, hook, _ in hooks:
+                session.events.unregister(event, hook)
 
 
 @dataclass(frozen=True)

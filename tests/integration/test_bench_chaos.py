@@ -2,6 +2,7 @@
 (it finds nothing wrong on a clean run and does find what is planted in a portal)."""
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,12 +18,13 @@ from hubspot_local.chaos import ChaosResult, ProfileMeaning, compare, expected_s
 from hubspot_local.cli import main
 from hubspot_local.event_source_mapping import EventSourceMapping, MappingChaos
 from hubspot_local.harness import thread_safe_moto
+from hubspot_local.stand_ins import process_cpu_s
 
 CLI = Path(sys.executable).with_name("hubspot-destination")
 LOYAL = audience_property_name("chaos-loyal")
 
 
-FIGURES = set(BenchResult.__dataclass_fields__) - {"timeline"}
+FIGURES = set(BenchResult.__dataclass_fields__) - {"timeline", "processes"}
 
 
 def test_bench_reports_its_figures_and_delivers_every_profile(pipeline_env):
@@ -41,11 +43,26 @@ def test_bench_reports_its_figures_and_delivers_every_profile(pipeline_env):
     assert result["hubspot_requests"] >= 3
     assert 0 < result["limit_utilization"] <= 1
     assert 0 < result["ingest_ms_p50"] <= result["ingest_ms_p99"]
+    assert 0 <= result["ingest_sqs_ms_p50"] <= result["ingest_sqs_ms_p99"] <= result["ingest_ms_p99"]
     assert result["cpu_ms_per_contact"] > 0
-    # Every contact is read once (1 RRU) and written twice (lease, release: 1 WRU each, items under 1 KB).
+    assert result["deliver_busy_s"] > 0
+    # The stand-ins are processes of their own: their CPU is theirs (DynamoDB is moto's server here).
+    assert result["moto_server_cpu_s"] > 0
+    assert result["dynalite_cpu_s"] is None
+    assert result["bench_process_cpu_s"] > 0
+    # Every contact is read once (1 RRU) and written twice (lease, release: 1 WRU each, items under 1 KB), as
+    # moto counts them in process (test_bench_processes.py), in the deliver workers.
+    assert (result["dynamodb_read_units"], result["dynamodb_write_units"]) == (300, 600)
+    assert result["sqs_requests"] >= 1 + result["deliver_invocations"]  # ingest's sends, the mapping's receives
     assert result["cost_per_million_usd"] >= 0.125 + 2 * 0.625
     assert len(bench.timeline) == result["hubspot_requests"]
     assert bench.timeline[0][0] == 0.0
+    # Each deliver execution environment was a process of its own, and none of the run's processes is left.
+    deliver = bench.processes["deliver"]
+    assert len(set(deliver)) == len(deliver) >= 2
+    assert bench.processes["bench"] == [os.getpid()]
+    assert os.getpid() not in deliver + bench.processes["moto_server"]
+    assert not [pid for pid in deliver + bench.processes["moto_server"] if process_cpu_s(pid) is not None]
 
 
 def test_bench_command_compares_with_the_peer_in_one_json_object(pipeline_env):

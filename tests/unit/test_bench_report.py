@@ -7,7 +7,7 @@ from hubspot_local.bench_report import _per_window, as_json, text
 
 
 def result(**figures) -> BenchResult:
-    defaults = dict.fromkeys(set(BenchResult.__dataclass_fields__) - {"timeline", "tier"}, 0)
+    defaults = dict.fromkeys(set(BenchResult.__dataclass_fields__) - {"timeline", "processes", "tier"}, 0)
     return BenchResult(**(defaults | {"tier": "free"} | figures))
 
 
