@@ -37,7 +37,8 @@ $(BIN)/.plot-installed: pyproject.toml $(PINS) | $(BIN)/python
 	touch $@ $(BIN)/.demo-installed
 
 # The bench runs DynamoDB as a process of its own: dynalite, an npm package (Node.js and npm), pinned by the
-# lockfile. Its native LevelDB build is not needed (the bench keeps its table in memory), so no install script runs.
+# lockfile, started with TransactWriteItems added by local/bench/dynalite-transactions.js. Its native LevelDB
+# build is not needed (the bench keeps its table in memory), so no install script runs.
 BENCH_TOOLS := local/bench
 DYNALITE := $(BENCH_TOOLS)/node_modules/.bin/dynalite
 BENCH_ARGS ?= --profiles 20000 --tier professional
@@ -83,8 +84,9 @@ openapi: $(BIN)/.demo-installed
 typecheck: install
 	$(BIN)/mypy layers/common/hubspot_destination functions/ingest/app.py functions/deliver/app.py
 
-# Coverage of the deployed package and the local tools, reported at the end of the run.
-pytest: install $(SAM)
+# Coverage of the deployed package and the local tools, reported at the end of the run. The tests start the
+# bench's dynalite (tests/integration/test_dynalite_transactions.py), so it is installed first (Node.js, npm).
+pytest: install $(SAM) $(DYNALITE)
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 test: lint typecheck validate build pytest
