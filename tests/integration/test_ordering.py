@@ -234,6 +234,31 @@ def test_contacts_a_transaction_was_refused_for_are_left_out_and_the_others_leas
     assert leasing.failed == {}  # held elsewhere: left out (requeued as CONTACT_BUSY), not a failure
 
 
+def test_a_cancelled_transaction_writes_nothing(pipeline):
+    # moto under the local harness (`harness._PutsRollBack`): all or nothing, as DynamoDB.
+    dynamodb, table = boto3.client("dynamodb"), VERSIONS_TABLE
+    versions_table().acquire(["held@example.com"])
+    fresh, held = contact_key("fresh@example.com"), contact_key("held@example.com")
+    actions = [
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {"contact": {"S": key}},
+                "ConditionExpression": "attribute_not_exists(contact)",
+            }
+        }
+        for key in (fresh, held)
+    ]
+    with pytest.raises(ClientError) as refused:
+        dynamodb.transact_write_items(TransactItems=actions)
+    assert [reason["Code"] for reason in refused.value.response["CancellationReasons"]] == [
+        "None",
+        "ConditionalCheckFailed",
+    ]
+    assert [item["contact"]["S"] for item in dynamodb.scan(TableName=table)["Items"]] == [held]
+    assert set(versions_table().acquire(["fresh@example.com", "held@example.com"]).leases) == {"fresh@example.com"}
+
+
 def test_a_lease_whose_answer_was_lost_is_still_ours(pipeline):
     def transact_write_items(real, **arguments):
         real(**arguments)  # applied, but the answer is lost: the same transaction is sent again
