@@ -217,6 +217,23 @@ def test_more_than_100_contacts_are_leased_in_transactions_of_100(pipeline):
     assert (set(leasing.leases), leasing.failed) == (set(emails), {})
 
 
+def test_a_transaction_stays_under_4_mb_of_items(pipeline):
+    versions = versions_table()
+    emails = [f"u{i}@example.com" for i in range(25)]
+    many = WrittenVersions({f"attribute_{n:05}_{'x' * 20}": 1_700_000_000_000_000 for n in range(4000)}, {})
+    versions.release(versions.acquire(emails).leases.values(), dict.fromkeys(emails, many))  # 224 KB each
+    sizes = []
+
+    def transact_write_items(real, **arguments):
+        sizes.append(len(json.dumps(arguments["TransactItems"]).encode()))
+        return real(**arguments)
+
+    leasing = versions_table(faulty_dynamodb(transact_write_items=transact_write_items)).acquire(emails)
+    assert len(sizes) == 2  # 25 items of 224 KB: more than the 4 MB one transaction may carry
+    assert max(sizes) < 4_000_000
+    assert set(leasing.leases) == set(emails)
+
+
 def test_contacts_a_transaction_was_refused_for_are_left_out_and_the_others_leased_next_round(pipeline):
     held = [f"u{i}@example.com" for i in (3, 7)]
     other, calls = versions_table(), []
