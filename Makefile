@@ -37,7 +37,8 @@ $(BIN)/.plot-installed: pyproject.toml $(PINS) | $(BIN)/python
 	touch $@ $(BIN)/.demo-installed
 
 # The bench runs DynamoDB as a process of its own: dynalite, an npm package (Node.js and npm), pinned by the
-# lockfile. Its native LevelDB build is not needed (the bench keeps its table in memory), so no install script runs.
+# lockfile, started with TransactWriteItems added by local/bench/dynalite-transactions.js. Its native LevelDB
+# build is not needed (the bench keeps its table in memory), so no install script runs.
 BENCH_TOOLS := local/bench
 DYNALITE := $(BENCH_TOOLS)/node_modules/.bin/dynalite
 BENCH_ARGS ?= --profiles 20000 --tier professional
@@ -83,8 +84,10 @@ openapi: $(BIN)/.demo-installed
 typecheck: install
 	$(BIN)/mypy layers/common/hubspot_destination functions/ingest/app.py functions/deliver/app.py
 
-# Coverage of the deployed package and the local tools, reported at the end of the run.
-pytest: install $(SAM)
+# Coverage of the deployed package and the local tools, reported at the end of the run. Where npm is found the
+# bench's dynalite is installed first, for the tests that start it (tests/integration/test_dynalite_transactions.py);
+# without Node.js they are skipped with a reason, except under CI (CI set), where they must run.
+pytest: install $(SAM) $(if $(shell command -v npm 2>/dev/null),$(DYNALITE))
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
 test: lint typecheck validate build pytest

@@ -3,11 +3,15 @@ beside delivery (`bench`, `chaos`).
 
 moto's in-process backends are not thread-safe (SQS `DeleteMessage` rebuilds the queue's message list, so a
 message sent by another thread at the same moment can vanish; DynamoDB conditional writes are
-check-then-write), and its SQS checks every message's visibility with datetime arithmetic (about 5 µs a
+check-then-write), its SQS checks every message's visibility with datetime arithmetic (about 5 µs a
 message, several times per `SendMessage`/`ReceiveMessage`), which makes each call cost O(queue depth) with
-a large constant. `thread_safe_moto` serialises every moto call behind one lock (they are CPU-bound under
-the GIL anyway, so little concurrency is lost) and compares visibility against `time.time()` directly (the
-same comparison, one clock read); it counts every call's billable units (`usage.AwsUsage`, as the bench's
+a large constant, and its DynamoDB `TransactWriteItems` deep-copies the whole table once per action to roll
+the transaction back if it is cancelled (100 copies of the table per 100-contact lease: about 1.6 s at 640
+items, 10 s at 3,300, more than a deliver invocation has). `thread_safe_moto` serialises every moto call
+behind one lock (they are CPU-bound under the GIL anyway, so little concurrency is lost), compares
+visibility against `time.time()` directly (the same comparison, one clock read) and rolls a transaction of
+`Put`s back from a shallow copy of each table taken once (`_PutsRollBack`: about 0.1 s per 100-contact lease,
+whatever the table's size); it counts every call's billable units (`usage.AwsUsage`, as the bench's
 client-side count does: `usage.ClientMeter`), lets the calls to a stand-in of its own (dynalite,
 `stand_ins.py`) through unserialised, and it is where an invocation doomed by `MappingChaos` dies
 (`event_source_mapping.aws_call_checkpoint`). (`bench` runs moto as a server of its own instead:
@@ -15,6 +19,7 @@ client-side count does: `usage.ClientMeter`), lets the calls to a stand-in of it
 """
 
 import contextlib
+import copy
 import gc
 import math
 import os
@@ -28,6 +33,7 @@ from typing import TextIO
 from urllib.parse import urlsplit
 
 from moto.core.botocore_stubber import BotocoreStubber
+from moto.dynamodb import models as dynamodb_models
 from moto.sqs.models import Message
 
 from hubspot_local.event_source_mapping import DrainStats, EventSourceMapping, aws_call_checkpoint
@@ -35,6 +41,41 @@ from hubspot_local.lambda_runtime import load_handler_module
 from hubspot_local.usage import AwsUsage
 
 _active: list[AwsUsage] = []  # the usage of the `thread_safe_moto` in force, if any
+
+
+class _PutsRollBack:
+    """What moto's `DynamoDBBackend.transact_write_items` sees as the `copy` module while it runs a transaction
+    of `Put`s only (moto runs one call at a time here): its `deepcopy(table)`, the state the transaction is
+    rolled back to when cancelled, is a shallow copy of the table with item containers of its own, taken once
+    per table. A `Put` only replaces an item in them (moto's `Table.put_item`), never changes one in place, so
+    the copy holds the items as they were; moto takes all its copies before it writes anything."""
+
+    def __init__(self) -> None:
+        self._copies: dict[int, object] = {}
+
+    def deepcopy(self, table):
+        if id(table) not in self._copies:
+            state = copy.copy(table)
+            state.items = copy.copy(table.items)  # keeps a defaultdict's default
+            if table.range_key_attr is not None:  # {hash: {range: item}}: the inner dicts are written to
+                state.items.update((hash_key, dict(by_range)) for hash_key, by_range in table.items.items())
+            self._copies[id(table)] = state
+        return self._copies[id(table)]
+
+
+def transact_puts_cheaply(transact: Callable) -> Callable:
+    """moto's `transact_write_items`, rolled back from `_PutsRollBack` when every action is a `Put`."""
+
+    def transact_write_items(backend, transact_items):
+        if not all(set(action) == {"Put"} for action in transact_items):
+            return transact(backend, transact_items)
+        dynamodb_models.copy = _PutsRollBack()  # type: ignore[assignment]
+        try:
+            return transact(backend, transact_items)
+        finally:
+            dynamodb_models.copy = copy
+
+    return transact_write_items
 
 
 @contextlib.contextmanager
@@ -53,6 +94,7 @@ def thread_safe_moto() -> Iterator[AwsUsage]:
     usage = AwsUsage()
     process_request = BotocoreStubber.process_request
     visible, delayed = Message.visible, Message.delayed
+    transact = dynamodb_models.DynamoDBBackend.transact_write_items
 
     def serialised(self, request):
         aws_call_checkpoint()  # where a doomed invocation dies (`MappingChaos.kill_rate`)
@@ -67,6 +109,7 @@ def thread_safe_moto() -> Iterator[AwsUsage]:
     # moto's own properties compare the same fields with unix_time_millis() built from naive datetimes.
     Message.visible = property(lambda message: time.time() * 1000 > message.visible_at)
     Message.delayed = property(lambda message: time.time() * 1000 < message.delayed_until)
+    dynamodb_models.DynamoDBBackend.transact_write_items = transact_puts_cheaply(transact)  # type: ignore[method-assign]
     _active.append(usage)
     try:
         yield usage
@@ -74,6 +117,7 @@ def thread_safe_moto() -> Iterator[AwsUsage]:
         _active.clear()
         BotocoreStubber.process_request = process_request
         Message.visible, Message.delayed = visible, delayed
+        dynamodb_models.DynamoDBBackend.transact_write_items = transact  # type: ignore[method-assign]
 
 
 @contextlib.contextmanager

@@ -8,7 +8,8 @@ it gets SIGTERM. What it adds to moto's own server (`moto.server`):
 
 - one request at a time: moto's backends are not thread-safe (`harness` module doc), and the server answers
   each connection on a thread of its own;
-- SQS visibility compared against `time.time()`, as `harness.thread_safe_moto` does in process;
+- SQS visibility compared against `time.time()`, and a cancelled transaction of `Put`s rolled back from one
+  shallow copy of each table, as `harness.thread_safe_moto` does in process;
 - `GET /hubspot-local/messages?queue=URL`: every message on a queue whatever its state, without receiving any
   (SQS hands out only visible ones), as JSON `[{"body", "attributes": {name: {"StringValue", ...}},
   "visible_at", "delayed_until"}]` (epoch ms), for the run's accounting (`LocalPipeline.messages_on`);
@@ -25,7 +26,10 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs
 
+from moto.dynamodb import models as dynamodb_models
 from moto.sqs.models import Message, sqs_backends
+
+from hubspot_local.harness import transact_puts_cheaply
 
 MESSAGES_PATH = "/hubspot-local/messages"
 REGION = "us-east-1"
@@ -91,6 +95,8 @@ def main() -> None:
     # moto's own properties compare the same fields with unix_time_millis() built from naive datetimes.
     Message.visible = property(lambda message: time.time() * 1000 > message.visible_at)
     Message.delayed = property(lambda message: time.time() * 1000 < message.delayed_until)
+    backend = dynamodb_models.DynamoDBBackend
+    backend.transact_write_items = transact_puts_cheaply(backend.transact_write_items)  # type: ignore[method-assign]
     app = _Serialised(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))

@@ -208,9 +208,9 @@ class LocalPipeline:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
         # Local runs keep backoff short so a replay finishes in seconds (production: 10 s, doubling).
         os.environ.setdefault("RETRY_BASE_DELAY_SECONDS", "1")
-        # moto runs one call at a time (below), and so does dynalite (one Node.js thread), so more lease writes
-        # in flight than 2 only add threads that compete with ingest for this one interpreter (production: 16,
-        # each waiting on DynamoDB).
+        # moto runs one call at a time (below), and so does dynalite (one Node.js thread), so more DynamoDB calls
+        # in flight than 2 (lease transactions, record batches) only add threads that compete with ingest for
+        # this one interpreter (production: 16, each waiting on DynamoDB).
         os.environ.setdefault("CONTACT_VERSIONS_CONCURRENCY", "2")
         if self._aws_url:
             stack.enter_context(

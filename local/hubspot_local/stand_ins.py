@@ -1,14 +1,18 @@
 """AWS stand-ins the bench runs as processes of their own, as the real services are: SQS and Secrets Manager
 are moto's server (`moto_server.py`; DynamoDB too with `--dynamodb moto`), DynamoDB is dynalite
 (https://github.com/architect/dynalite, DynamoDB's API on LevelDB, here in memory), installed from
-`local/bench/package.json` by `make bench`. Each is stopped when the run ends, however it ends; the moto
-server also stops by itself when the process that started it dies (it watches its stdin).
+`local/bench/package.json` by `make bench`, started by `local/bench/dynalite-transactions.js`. Each is stopped
+when the run ends, however it ends; the moto server also stops by itself when the process that started it dies
+(it watches its stdin).
 
-dynalite answers every call the contact versions table makes (`aws/dynamodb.py`): consistent `BatchGetItem`,
-conditional `PutItem`, `BatchWriteItem`. It takes `ReturnValuesOnConditionCheckFailure` but returns no item
-with the refusal; the product then counts the contact as leased by another invocation, which is right unless
-an earlier attempt of the same write landed and its answer was lost (not on loopback). It has no
-`UpdateTimeToLive`: the table is created without TTL (nothing expires during a bench anyway).
+dynalite answers most calls the contact versions table makes (`aws/dynamodb.py`): consistent `BatchGetItem`,
+conditional `PutItem`, `BatchWriteItem`; it has no `TransactWriteItems`, which the leases are written with.
+`dynalite-transactions.js` starts dynalite in Node.js and answers `TransactWriteItems` itself, on dynalite's
+own store and with its own validation and condition checks (`Put` actions only, the items locked while the
+transaction runs; its header says what else it leaves out). A cancelled transaction's reasons carry the item
+(`ReturnValuesOnConditionCheckFailure`), so a lease whose first attempt landed is recognised as ours; a plain
+`PutItem` refused by dynalite carries none. dynalite has no `UpdateTimeToLive`: the table is created without
+TTL (nothing expires during a bench anyway).
 """
 
 import contextlib
@@ -23,7 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-DYNALITE = Path(__file__).resolve().parents[1] / "bench" / "node_modules" / ".bin" / "dynalite"
+BENCH_TOOLS = Path(__file__).resolve().parents[1] / "bench"
+DYNALITE = BENCH_TOOLS / "node_modules" / ".bin" / "dynalite"  # what `make bench` installs
+DYNALITE_WITH_TRANSACTIONS = BENCH_TOOLS / "dynalite-transactions.js"
 _START_S = 10.0  # how long dynalite may take to listen
 _MOTO_START_S = 60.0  # how long moto's server may take to import and listen (seconds of imports on a busy machine)
 
@@ -60,17 +66,19 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def dynalite() -> Iterator[StandIn]:
-    """Run dynalite on loopback for the duration.
+    """Run dynalite, with `TransactWriteItems` (`dynalite-transactions.js`), on loopback for the duration.
 
     Raises:
         FileNotFoundError: dynalite (or Node.js) is not installed (`make bench` installs it).
         RuntimeError: it did not listen within 10 s.
     """
-    if not DYNALITE.is_file() or shutil.which("node") is None:
+    node = shutil.which("node")
+    if not DYNALITE.is_file() or node is None:
         raise FileNotFoundError(f"dynalite is not installed at {DYNALITE}: run `make bench` (needs Node.js and npm)")
     port = _free_port()
     # Tables are usable at once (dynalite waits 500 ms by default, as DynamoDB's CREATING state).
-    command = [str(DYNALITE), "--port", str(port), "--host", "127.0.0.1", "--createTableMs", "0"]
+    options = ["--port", str(port), "--host", "127.0.0.1", "--createTableMs", "0"]
+    command = [node, str(DYNALITE_WITH_TRANSACTIONS), *options]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
     try:
         _wait_for(port, process)

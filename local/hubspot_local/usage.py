@@ -5,9 +5,13 @@ in process, and a `ClientMeter` each one botocore sends from its process (`meter
 each process its functions run in, the stand-ins being processes of their own). SQS requests are counted as
 SQS bills them (each 64-KB chunk of a request's payload is one request), DynamoDB read and write request
 units from the items each call reads or writes (on demand: a strongly consistent read of up to 4 KB is 1
-RRU, read or not found; a write of up to 1 KB is 1 WRU, a refused conditional write included). The event
-source mapping's own calls count as the real mapping makes them: its receives, its deletes in batches of 10
-(`DeleteMessageBatch`), never the stand-in's `GetQueueAttributes` polling.
+RRU, read or not found; a write of up to 1 KB is 1 WRU, a refused conditional write included; a transactional
+write is 2 WRU per KB of each item, as DynamoDB writes it twice, to prepare and to commit:
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-capacity-handling).
+A `TransactWriteItems` call is counted as sent, a cancelled one included: an upper bound (the pages read for
+this say nothing of what a cancelled transaction consumes). The event source mapping's own calls count as the
+real mapping makes them: its receives, its deletes in batches of 10 (`DeleteMessageBatch`), never the
+stand-in's `GetQueueAttributes` polling.
 
 Prices (`PRICES`) are us-east-1 list prices without free tiers, read on 2026-12-02; the README's
 "Cost" paragraph says where each came from, and which could not be confirmed on AWS's own pages.
@@ -47,6 +51,9 @@ def _write_units(item: dict) -> int:
     return max(1, math.ceil(_item_bytes(item) / 1024))
 
 
+_TRANSACTIONAL = 2  # a transactional write costs each item's units twice (rounded per item first)
+
+
 class AwsUsage:
     """Billable units of the AWS requests counted so far (thread-safe)."""
 
@@ -72,6 +79,9 @@ class AwsUsage:
             elif operation == "BatchWriteItem":
                 puts = [w["PutRequest"]["Item"] for t in request["RequestItems"].values() for w in t]
                 units["dynamodb_write_units"] = sum(_write_units(item) for item in puts)
+            elif operation == "TransactWriteItems":  # the product sends `Put` actions only
+                puts = [action["Put"]["Item"] for action in request["TransactItems"] if "Put" in action]
+                units["dynamodb_write_units"] = _TRANSACTIONAL * sum(_write_units(item) for item in puts)
         with self._lock:
             self.units.update(units)
 

@@ -612,7 +612,8 @@ def test_contact_versions_table_is_on_demand_with_ttl_and_only_written_by_delive
     assert table["SSESpecification"]["SSEEnabled"] is True
     assert stack.env("DeliverFunction")["CONTACT_VERSIONS_TABLE"] == {"Ref": table_id}
     table_arn = {"Fn::GetAtt": [table_id, "Arn"]}
-    # aws/dynamodb.py: consistent batch reads, conditional puts (leases), batch writes (records); nothing else.
+    # aws/dynamodb.py: consistent batch reads, transactions of conditional puts (leases; each Put is authorised as
+    # dynamodb:PutItem, transaction-apis-iam.html), conditional puts and batch writes (records); nothing else.
     assert sorted(stack.grants("DeliverFunction", "dynamodb:")) == [
         ("dynamodb:BatchGetItem", table_arn),
         ("dynamodb:BatchWriteItem", table_arn),

@@ -2,12 +2,13 @@
 deliveries safe, through the real handlers against the emulator."""
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from hubspot_destination.aws.dynamodb import ContactVersions
 from hubspot_destination.domain.audiences import audience_property_name
@@ -190,25 +191,188 @@ def test_a_late_older_status_given_with_a_utc_offset_is_still_older(pipeline):
     assert epoch_us(datetime(2025, 3, 4, 12, 30, tzinfo=timezone(timedelta(hours=2)))) == 1741084200000000
 
 
-def test_a_contact_dynamodb_fails_for_is_reported_and_the_others_are_leased(pipeline):
-    def put_item(real, **arguments):
-        if arguments["Item"]["contact"]["S"] == contact_key("u3@example.com"):
-            raise throttled("PutItem")
+def cancelled(reasons: list[dict]) -> ClientError:
+    """DynamoDB's refusal of a whole transaction, with one reason per item (in order)."""
+    codes = ", ".join(reason["Code"] for reason in reasons)
+    message = f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"
+    error = {"Code": "TransactionCanceledException", "Message": message}
+    return ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")
+
+
+def contacts_of(arguments) -> list[str]:
+    """The contact keys a `TransactWriteItems` call carries, in order."""
+    return [action["Put"]["Item"]["contact"]["S"] for action in arguments["TransactItems"]]
+
+
+def test_more_than_100_contacts_are_leased_in_transactions_of_100(pipeline):
+    calls = []
+
+    def transact_write_items(real, **arguments):
+        calls.append(len(arguments["TransactItems"]))
         return real(**arguments)
 
-    emails = [f"u{i}@example.com" for i in range(20)]
-    leasing = versions_table(faulty_dynamodb(put_item=put_item)).acquire(emails)
-    assert set(leasing.failed) == {"u3@example.com"}
-    assert set(leasing.leases) == set(emails) - {"u3@example.com"}
+    emails = [f"u{i}@example.com" for i in range(250)]
+    leasing = versions_table(faulty_dynamodb(transact_write_items=transact_write_items)).acquire(emails)
+    assert sorted(calls) == [50, 100, 100]
+    assert (set(leasing.leases), leasing.failed) == (set(emails), {})
+
+
+def test_a_transaction_stays_under_4_mb_of_items(pipeline):
+    versions = versions_table()
+    emails = [f"u{i}@example.com" for i in range(25)]
+    many = WrittenVersions({f"attribute_{n:05}_{'x' * 20}": 1_700_000_000_000_000 for n in range(4000)}, {})
+    versions.release(versions.acquire(emails).leases.values(), dict.fromkeys(emails, many))  # 224 KB each
+    sizes = []
+
+    def transact_write_items(real, **arguments):
+        sizes.append(len(json.dumps(arguments["TransactItems"]).encode()))
+        return real(**arguments)
+
+    leasing = versions_table(faulty_dynamodb(transact_write_items=transact_write_items)).acquire(emails)
+    assert len(sizes) == 2  # 25 items of 224 KB: more than the 4 MB one transaction may carry
+    assert max(sizes) < 4_000_000
+    assert set(leasing.leases) == set(emails)
+
+
+def test_contacts_a_transaction_was_refused_for_are_left_out_and_the_others_leased_next_round(pipeline):
+    held = [f"u{i}@example.com" for i in (3, 7)]
+    other, calls = versions_table(), []
+
+    def transact_write_items(real, **arguments):
+        if not calls:  # another invocation leases two of the contacts between our read and our write
+            assert set(other.acquire(held).leases) == set(held)
+        calls.append(len(arguments["TransactItems"]))
+        return real(**arguments)
+
+    emails = [f"u{i}@example.com" for i in range(10)]
+    leasing = versions_table(faulty_dynamodb(transact_write_items=transact_write_items)).acquire(emails)
+    assert calls == [10, 8]  # refused (two conditions failed: nothing written), then sent again without them
+    assert set(leasing.leases) == set(emails) - set(held)
+    assert leasing.failed == {}  # held elsewhere: left out (requeued as CONTACT_BUSY), not a failure
+
+
+def test_a_cancelled_transaction_writes_nothing(pipeline):
+    # moto under the local harness (`harness._PutsRollBack`): all or nothing, as DynamoDB.
+    dynamodb, table = boto3.client("dynamodb"), VERSIONS_TABLE
+    versions_table().acquire(["held@example.com"])
+    fresh, held = contact_key("fresh@example.com"), contact_key("held@example.com")
+    actions = [
+        {
+            "Put": {
+                "TableName": table,
+                "Item": {"contact": {"S": key}},
+                "ConditionExpression": "attribute_not_exists(contact)",
+            }
+        }
+        for key in (fresh, held)
+    ]
+    with pytest.raises(ClientError) as refused:
+        dynamodb.transact_write_items(TransactItems=actions)
+    assert [reason["Code"] for reason in refused.value.response["CancellationReasons"]] == [
+        "None",
+        "ConditionalCheckFailed",
+    ]
+    assert [item["contact"]["S"] for item in dynamodb.scan(TableName=table)["Items"]] == [held]
+    assert set(versions_table().acquire(["fresh@example.com", "held@example.com"]).leases) == {"fresh@example.com"}
 
 
 def test_a_lease_whose_answer_was_lost_is_still_ours(pipeline):
-    def put_item(real, **arguments):
-        real(**arguments)  # applied, but the answer is lost: botocore sends the same write again
+    def transact_write_items(real, **arguments):
+        real(**arguments)  # applied, but the answer is lost: the same transaction is sent again
+        return real(**arguments)  # refused: every item is already there, with our owner (ALL_OLD)
+
+    emails = [f"u{i}@example.com" for i in range(5)]
+    versions = versions_table(faulty_dynamodb(transact_write_items=transact_write_items))
+    leasing = versions.acquire(emails)
+    assert (set(leasing.leases), leasing.failed) == (set(emails), {})
+    assert versions_table().acquire(emails).leases == {}  # and they are held
+
+
+@pytest.mark.parametrize("code", ["ThrottlingError", "ProvisionedThroughputExceeded", "ValidationError"])
+def test_a_contact_dynamodb_fails_for_is_reported_and_the_others_are_leased(pipeline, code):
+    failing = contact_key("u3@example.com")
+    refused = []
+
+    def transact_write_items(real, **arguments):
+        if failing in contacts_of(arguments):
+            refused.append(contacts_of(arguments))
+            raise cancelled(
+                [
+                    {"Code": code, "Message": "Throughput exceeds the current capacity"}
+                    if key == failing
+                    else {"Code": "None"}
+                    for key in contacts_of(arguments)
+                ]
+            )
         return real(**arguments)
 
-    versions = versions_table(faulty_dynamodb(put_item=put_item))
-    assert set(versions.acquire(["a@example.com"]).leases) == {"a@example.com"}
+    emails = [f"u{i}@example.com" for i in range(20)]
+    leasing = versions_table(faulty_dynamodb(transact_write_items=transact_write_items)).acquire(emails)
+    assert len(refused) == 1  # the next round went without it
+    assert set(leasing.failed) == {"u3@example.com"}
+    assert code in leasing.failed["u3@example.com"]
+    assert set(leasing.leases) == set(emails) - {"u3@example.com"}
+
+
+def test_contacts_still_refused_after_three_rounds_are_reported(pipeline):
+    calls = []
+
+    def transact_write_items(real, **arguments):
+        # Every round, the first contact is in another transaction at that moment: all is cancelled again.
+        calls.append(contacts_of(arguments))
+        reasons = [{"Code": "None"} for _ in contacts_of(arguments)]
+        reasons[0] = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+        raise cancelled(reasons)
+
+    emails = [f"u{i}@example.com" for i in range(10)]
+    leasing = versions_table(faulty_dynamodb(transact_write_items=transact_write_items)).acquire(emails)
+    assert [len(call) for call in calls] == [10, 9, 8]
+    assert leasing.leases == {}
+    assert len(leasing.failed) == 7  # the three in conflict are left out (busy), the rest failed
+    assert all("3 transactions in a row were cancelled" in reason for reason in leasing.failed.values())
+    assert versions_table().acquire(emails).leases.keys() == set(emails)  # nothing was written
+
+
+@pytest.mark.parametrize(
+    "error",
+    [throttled("TransactWriteItems"), ReadTimeoutError(endpoint_url="https://dynamodb")],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_failed_transaction_fails_only_its_own_contacts(pipeline, error):
+    failing, carried = contact_key("u3@example.com"), []
+
+    def transact_write_items(real, **arguments):
+        if failing in contacts_of(arguments):
+            carried.extend(contacts_of(arguments))
+            raise error
+        return real(**arguments)
+
+    emails = [f"u{i}@example.com" for i in range(250)]
+    leasing = versions_table(faulty_dynamodb(transact_write_items=transact_write_items)).acquire(emails)
+    by_key = {contact_key(email): email for email in emails}
+    assert len(carried) == 100
+    assert set(leasing.failed) == {by_key[key] for key in carried}
+    assert set(leasing.leases) == set(emails) - set(leasing.failed)
+
+
+def test_lease_transactions_and_record_batches_are_in_flight_at_once(pipeline):
+    # Each call waits for the other two of its kind: sent one after another, they would time out.
+    transactions, batches = threading.Barrier(3, timeout=10), threading.Barrier(3, timeout=10)
+
+    def together(barrier):
+        def hook(real, **arguments):
+            barrier.wait()
+            return real(**arguments)
+
+        return hook
+
+    client = faulty_dynamodb(transact_write_items=together(transactions), batch_write_item=together(batches))
+    versions = versions_table(client)
+    emails = [f"u{i}@example.com" for i in range(75)]  # 3 batches of 25 records
+    leases = versions.acquire([*emails, *(f"v{i}@example.com" for i in range(150))]).leases  # 3 transactions
+    assert len(leases) == 225
+    versions.release([leases[email] for email in emails], {email: WrittenVersions({"city": 5}, {}) for email in emails})
+    assert {lease.written.attributes["city"] for lease in versions_table().acquire(emails).leases.values()} == {5}
 
 
 def test_a_refused_batch_of_records_is_written_one_by_one(pipeline):

@@ -22,7 +22,11 @@ def test_dynamodb_units_follow_the_items_read_and_written():
     usage.count("DynamoDB_20120810.PutItem", body({"TableName": "t", "Item": large}))  # over 1 KB: 2 units
     writes = [{"PutRequest": {"Item": small}}] * 25
     usage.count("DynamoDB_20120810.BatchWriteItem", body({"RequestItems": {"t": writes}}))
-    assert usage.units == Counter({"dynamodb_read_units": 100, "dynamodb_write_units": 1 + 2 + 25})
+    # A transactional write is twice a plain one, per item (rounded up to the KB first).
+    actions = [{"Put": {"TableName": "t", "Item": small, "ConditionExpression": "attribute_not_exists(contact)"}}] * 99
+    actions.append({"Put": {"TableName": "t", "Item": large}})
+    usage.count("DynamoDB_20120810.TransactWriteItems", body({"TransactItems": actions, "ClientRequestToken": "x"}))
+    assert usage.units == Counter({"dynamodb_read_units": 100, "dynamodb_write_units": 1 + 2 + 25 + 2 * (99 + 2)})
 
 
 def test_sqs_requests_are_billed_per_64_kb_chunk_and_the_mappings_deletes_by_ten():

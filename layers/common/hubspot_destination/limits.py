@@ -12,7 +12,9 @@ Lambda (docs/reference/aws-serverless.md, Lambda `Invoke`): a synchronous invoca
 at most 6 MB each.
 
 DynamoDB (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html): at most
-100 keys per `BatchGetItem` and 25 requests per `BatchWriteItem`.
+100 keys per `BatchGetItem` and 25 requests per `BatchWriteItem`; at most 100 actions per `TransactWriteItems`,
+whose items may not exceed 4 MB together
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html).
 """
 
 SQS_MAX_MESSAGE_BYTES = 1_048_576
@@ -29,3 +31,5 @@ LAMBDA_MAX_PAYLOAD_BYTES = 6_000_000
 
 DYNAMODB_GET_KEYS = 100
 DYNAMODB_WRITE_REQUESTS = 25
+DYNAMODB_TRANSACTION_ITEMS = 100
+DYNAMODB_TRANSACTION_BYTES = 4_000_000  # "4 MB": the smaller reading of it

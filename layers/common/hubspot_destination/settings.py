@@ -145,5 +145,5 @@ class DeliverSettings(QueueSettings, HubSpotSettings):
     )
     contact_versions_ttl_days: int = Field(default=35, alias="CONTACT_VERSIONS_TTL_DAYS", ge=1)
     contact_versions_concurrency: int = Field(
-        default=16, alias="CONTACT_VERSIONS_CONCURRENCY", ge=1, le=64, description="Lease writes in flight at once."
+        default=16, alias="CONTACT_VERSIONS_CONCURRENCY", ge=1, le=64, description="DynamoDB calls in flight at once."
     )

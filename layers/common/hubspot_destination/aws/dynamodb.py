@@ -3,15 +3,18 @@ per-contact leases. Before a write the deliver function leases its contacts (so 
 never write the same contact at once) and drops every field older than the table's; after HubSpot answered
 it records the new times and releases the leases.
 
-A batch of 100 contacts costs a few round trips, not two calls per contact one after the other:
+A batch of 100 contacts costs a few round trips, not one or two calls per contact:
 - read: one consistent `BatchGetItem` per 100 contacts;
-- lease: one conditional `PutItem` per contact, several in flight at once, conditional on the item's `seq`
-  being the one just read (or on there being no item), so of two invocations that read the same item only
-  one gets it;
-- record and release: `BatchWriteItem`, 25 items a call, without a condition: the lease is still held (it
-  lasts longer than the function's timeout, and its time left is checked first). A lease with less than
-  `_LEASE_MARGIN_S` left is written back conditionally on `seq` instead, so a lease that did run out never
-  overwrites its next holder's record.
+- lease: one `TransactWriteItems` per 100 contacts (fewer if their items pass 4 MB together), the
+  transactions of a batch in flight at once; each contact is a `Put` conditional on the item's `seq` being
+  the one just read (or on there being no item), so of two invocations that read the same item only one gets
+  it. A transaction is all or nothing: when DynamoDB cancels it, its `CancellationReasons` (one per item, in
+  order) say which contacts were refused, and the others go again in a new transaction, a few rounds at most
+  (`_LEASE_ROUNDS`; see `_lease_all`);
+- record and release: `BatchWriteItem`, 25 items a call, the calls in flight at once, without a condition:
+  the lease is still held (it lasts longer than the function's timeout, and its time left is checked first).
+  A lease with less than `_LEASE_MARGIN_S` left is written back with a `PutItem` conditional on `seq`
+  instead, so a lease that did run out never overwrites its next holder's record.
 A crashed invocation's lease expires after `lease_s`.
 
 Item: `{"contact": <sha256 hex>, "versions": <JSON {"attributes": {name: epoch Âµs}, "audiences":
@@ -19,16 +22,23 @@ Item: `{"contact": <sha256 hex>, "versions": <JSON {"attributes": {name: epoch Â
 "owner": <random id, while leased>, "expires": epoch s (TTL)}`. One string for the versions keeps the item
 small and its reads cheap. A failed DynamoDB call never holds up the other contacts of the batch.
 
+Cost (on demand): a transactional write is 2 write request units per KB of each item, twice a `PutItem`'s,
+as DynamoDB writes every item twice (prepare, commit)
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-capacity-handling);
+botocore's client side of one call per 100 contacts costs far less CPU than one call per contact (README,
+"Throughput: bench").
+
 DynamoDB references: conditional writes
 https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate,
 batch limits (100 keys per `BatchGetItem`, 25 requests per `BatchWriteItem`, unprocessed items to resend)
-https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html.
+https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html, transactions and
+their cancellation reasons https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html.
 """
 
 import json
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -44,13 +54,24 @@ from hubspot_destination.domain.versions import (
     WrittenVersions,
     contact_key,
 )
-from hubspot_destination.limits import DYNAMODB_GET_KEYS, DYNAMODB_WRITE_REQUESTS
+from hubspot_destination.limits import (
+    DYNAMODB_GET_KEYS,
+    DYNAMODB_TRANSACTION_BYTES,
+    DYNAMODB_TRANSACTION_ITEMS,
+    DYNAMODB_WRITE_REQUESTS,
+)
 from hubspot_destination.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+_TRANSACTION_CANCELED = "TransactionCanceledException"
+# Cancellation reasons (API_TransactWriteItems.html, "Errors"): the item was fine ("None", the literal string),
+# or another invocation has it or is taking it; any other code is DynamoDB failing for that item.
+_FINE = "None"
+_TAKEN = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+_LEASE_ROUNDS = 3
 _UNPROCESSED_TRIES = 5
 # A lease with less than this left, in seconds, is written back conditionally.
 _LEASE_MARGIN_S = 10
@@ -72,7 +93,7 @@ class ContactVersions:
         ttl_days: items expire this many days after their last write (AEP forgets exited memberships
             after 30 days, so older versions no longer matter).
         clock: current time in seconds since the epoch.
-        concurrency: conditional writes in flight at once.
+        concurrency: DynamoDB calls in flight at once (lease transactions, record batches, conditional puts).
     """
 
     def __init__(
@@ -93,7 +114,7 @@ class ContactVersions:
 
     def acquire(self, emails: Collection[str]) -> Leasing:
         """Lease the contacts; those another invocation holds (or took a moment ago) are left out, and a
-        contact whose conditional write failed is reported in `failed` without holding up the others.
+        contact DynamoDB failed for is reported in `failed` without holding up the others.
 
         Raises:
             botocore.exceptions.ClientError, BotoCoreError: the items could not be read (nothing leased).
@@ -110,11 +131,10 @@ class ContactVersions:
             elif int(item["lease_until"]["N"]) < now_ms:
                 wanted.append(Lease(email, _versions(item), int(item["seq"]["N"]) + 1, until_ms, owner))
         leasing = Leasing({}, {})
-        for lease, outcome in self._in_parallel(self._take, [(lease,) for lease in wanted]):
-            if isinstance(outcome, Exception):
-                leasing.failed[lease.email] = str(outcome)  # if the write did land, the lease just expires
-            elif outcome:
-                leasing.leases[lease.email] = lease
+        puts = [(lease, self._lease_put(lease)) for lease in wanted]
+        for leased, failed in self._pool.map(self._lease_all, list(_transactions(puts))):
+            leasing.leases.update((lease.email, lease) for lease in leased)
+            leasing.failed.update(failed)
         return leasing
 
     def release(self, leases: Iterable[Lease], written: Mapping[str, WrittenVersions]) -> None:
@@ -133,14 +153,14 @@ class ContactVersions:
         for lease in leases:
             item = self._item(lease, lease.written.merged(written.get(lease.email, NOTHING_WRITTEN)), 0)
             (batched if lease.until_ms > safe_until_ms else conditional).append((lease, item))
-        for start in range(0, len(batched), DYNAMODB_WRITE_REQUESTS):
-            chunk = batched[start : start + DYNAMODB_WRITE_REQUESTS]
-            try:
-                self._write_batch([item for _, item in chunk])
-            except (BotoCoreError, ClientError):
+        step = DYNAMODB_WRITE_REQUESTS
+        chunks = [batched[start : start + step] for start in range(0, len(batched), step)]
+        outcomes = self._in_parallel(self._write_batch, [([item for _, item in chunk],) for chunk in chunks])
+        for chunk, (_, outcome) in zip(chunks, outcomes, strict=True):
+            if isinstance(outcome, Exception):
                 conditional.extend(chunk)  # one by one: whatever did land is rewritten as it is
         failed, cause = [], None
-        for lease, outcome in self._in_parallel(self._put_if_held, conditional):
+        for (lease, _), outcome in self._in_parallel(self._put_if_held, conditional):
             if isinstance(outcome, Exception):
                 failed.append(lease.email)
                 cause = outcome
@@ -149,15 +169,16 @@ class ContactVersions:
         if cause is not None:
             raise VersionsNotRecorded(failed, cause)
 
-    def _in_parallel(self, write: Callable[..., bool], calls: Sequence[tuple]) -> list[tuple[Lease, object]]:
-        """Run `write(*call)` for each call on the pool: `[(the call's lease, its result or DynamoDB error)]`."""
-        futures = [(call[0], self._pool.submit(write, *call)) for call in calls]
-        outcomes: list[tuple[Lease, object]] = []
-        for lease, future in futures:
+    def _in_parallel(self, call: Callable[..., object], calls: Sequence[tuple]) -> list[tuple[tuple, object]]:
+        """Run `call(*arguments)` for each tuple of `calls` on the pool: `[(arguments, result or DynamoDB
+        error)]`, in order."""
+        futures = [(arguments, self._pool.submit(call, *arguments)) for arguments in calls]
+        outcomes: list[tuple[tuple, object]] = []
+        for arguments, future in futures:
             try:
-                outcomes.append((lease, future.result()))
+                outcomes.append((arguments, future.result()))
             except (BotoCoreError, ClientError) as error:
-                outcomes.append((lease, error))
+                outcomes.append((arguments, error))
         return outcomes
 
     # -- DynamoDB calls ------------------------------------------------------------------------------
@@ -175,39 +196,83 @@ class ContactVersions:
                 items.update({item["contact"]["S"]: item for item in answer["Responses"].get(self._table, [])})
         return items
 
-    def _take(self, lease: Lease) -> bool:
-        """Write the lease if the item is still as read; False when another invocation got there first."""
-        if lease.seq == 1:
-            condition, values = "attribute_not_exists(contact)", None
-        else:
-            condition, values = "seq = :seq", {":seq": {"N": str(lease.seq - 1)}}
+    def _lease_put(self, lease: Lease) -> dict:
+        """The transaction's action for one lease: put it if the item is still as read."""
         item = self._item(lease, lease.written, lease.until_ms)
         item["owner"] = {"S": lease.owner}
-        current = self._put(item, condition, values)
-        # botocore resends a write whose answer was lost: if the first one landed, the lease is ours.
-        return current is None or current.get("owner", {}).get("S") == lease.owner
+        put = {"TableName": self._table, "Item": item, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+        if lease.seq == 1:
+            put["ConditionExpression"] = "attribute_not_exists(contact)"
+        else:
+            put["ConditionExpression"] = "seq = :seq"
+            put["ExpressionAttributeValues"] = {":seq": {"N": str(lease.seq - 1)}}
+        return {"Put": put}
+
+    def _lease_all(self, puts: Sequence[tuple[Lease, dict]]) -> tuple[list[Lease], dict[str, str]]:
+        """Write the leases in one transaction (at most 100): `(leased, {email: why DynamoDB failed})`; a
+        lease in neither is held by another invocation.
+
+        When DynamoDB cancels the transaction, each item's cancellation reason says what became of it:
+        `ConditionalCheckFailed` or `TransactionConflict`, another invocation has it or is taking it (left
+        out), unless the item it returns (ALL_OLD) is already ours; `None`, it was fine (sent again, without
+        the refused ones, in a new transaction: up to `_LEASE_ROUNDS` in all); any other code (throttled,
+        invalid...) is a failure for that contact. A failed call (another error) fails the contacts it carried.
+
+        A lost answer is safe: botocore fills the call's `ClientRequestToken` itself, once per call before
+        its retries (the service model marks it `idempotencyToken`; `botocore.handlers.generate_idempotent_uuid`),
+        and DynamoDB answers a call repeated with the same token within 10 minutes as it did the first
+        time, without writing again (API_TransactWriteItems.html, `ClientRequestToken`). If one of our
+        earlier transactions did land anyway, the item then carries our `owner`: the lease is ours.
+        """
+        leased: list[Lease] = []
+        failed: dict[str, str] = {}
+        pending = list(puts)
+        for _ in range(_LEASE_ROUNDS):
+            try:
+                self._client.transact_write_items(TransactItems=[put for _, put in pending])
+            except ClientError as error:
+                # The modeled fields of the error (its cancellation reasons) are added to the response.
+                reasons = error.response.get("CancellationReasons") or []
+                if error.response["Error"].get("Code") != _TRANSACTION_CANCELED or len(reasons) != len(pending):
+                    return leased, {**failed, **{lease.email: str(error) for lease, _ in pending}}
+                again = []
+                for (lease, put), reason in zip(pending, reasons, strict=True):
+                    code = reason.get("Code")
+                    if code == _FINE:
+                        again.append((lease, put))
+                    elif code in _TAKEN:
+                        if _owner(reason.get("Item")) == lease.owner:
+                            leased.append(lease)  # our own earlier attempt landed
+                    else:
+                        failed[lease.email] = f"lease refused by DynamoDB ({code}): {reason.get('Message', '')}"
+                pending = again
+            except BotoCoreError as error:
+                return leased, {**failed, **{lease.email: str(error) for lease, _ in pending}}
+            else:
+                return leased + [lease for lease, _ in pending], failed
+            if not pending:
+                break
+        for lease, _ in pending:
+            failed[lease.email] = (
+                f"not leased: {_LEASE_ROUNDS} transactions in a row were cancelled because of other contacts"
+            )
+        return leased, failed
 
     def _put_if_held(self, lease: Lease, item: dict) -> bool:
-        return self._put(item, "seq = :seq", {":seq": {"N": str(lease.seq)}}) is None
-
-    def _put(self, item: dict, condition: str, values: dict | None) -> dict | None:
-        """Put the item if `condition` holds: None when written, else the item as it is (`{}` if absent)."""
+        """Write the record if the lease is still ours: False when another invocation took it over."""
         arguments = {
             "TableName": self._table,
             "Item": item,
-            "ConditionExpression": condition,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            "ConditionExpression": "seq = :seq",
+            "ExpressionAttributeValues": {":seq": {"N": str(lease.seq)}},
         }
-        if values:
-            arguments["ExpressionAttributeValues"] = values
         try:
             self._client.put_item(**arguments)
         except ClientError as error:
             if error.response["Error"].get("Code") == _CONDITION_FAILED:
-                # The refusal carries the item as it is (ReturnValuesOnConditionCheckFailure).
-                return dict(error.response.get("Item", {}))  # type: ignore[call-overload]
+                return False
             raise
-        return None
+        return True
 
     def _write_batch(self, items: list[dict]) -> None:
         puts = [{"PutRequest": {"Item": item}} for item in items]
@@ -239,6 +304,31 @@ class ContactVersions:
             "lease_until": {"N": str(lease_until_ms)},
             "expires": {"N": str(int(self._clock() + self._ttl_s))},
         }
+
+
+def _transactions(puts: Sequence[tuple[Lease, dict]]) -> Iterator[list[tuple[Lease, dict]]]:
+    """The puts in groups one transaction can take: at most 100, their items under 4 MB together."""
+    group: list[tuple[Lease, dict]] = []
+    size = 0
+    for lease, put in puts:
+        item_size = _item_bytes(put["Put"]["Item"])
+        if group and (len(group) == DYNAMODB_TRANSACTION_ITEMS or size + item_size > DYNAMODB_TRANSACTION_BYTES):
+            yield group
+            group, size = [], 0
+        group.append((lease, put))
+        size += item_size
+    if group:
+        yield group
+
+
+def _item_bytes(item: dict) -> int:
+    """An item's size as DynamoDB counts it, about: its attribute names and values (all strings or numbers)."""
+    return sum(len(name.encode()) + len(value.encode()) for name, typed in item.items() for value in typed.values())
+
+
+def _owner(item: Mapping | None) -> str | None:
+    """Who holds an item as DynamoDB returned it (None without an item or an owner)."""
+    return (item or {}).get("owner", {}).get("S")
 
 
 def _versions(item: dict) -> WrittenVersions:
