@@ -479,7 +479,7 @@ test_invariant_catches, test_every_invariant_has_a_breakage = breakage_tests(INV
 def test_deliver_mapping_settings(stack: Stack) -> None:
     [(function, queue, esm)] = list(stack.sqs_mappings())
     assert (function, queue) == ("DeliverFunction", "ActivationQueue")
-    assert esm["BatchSize"] == 20  # x 50 profiles per message: 10 full batch/upsert calls per invocation
+    assert esm["BatchSize"] == 50  # x 50 profiles per message: 25 full batch/upsert calls per invocation
     assert esm["MaximumBatchingWindowInSeconds"] == 5
     assert esm["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DeliverMaximumConcurrency"}
     assert stack.env("DeliverFunction")["MAX_CONCURRENCY"] == {"Ref": "DeliverMaximumConcurrency"}

@@ -105,7 +105,7 @@ class DeliverSettings(QueueSettings, HubSpotSettings):
         alias="HUBSPOT_UPSERTS_IN_FLIGHT",
         ge=1,
         le=10,
-        description="batch/upsert calls one invocation keeps in flight at once (a batch holds at most 10); they "
+        description="batch/upsert calls one invocation keeps in flight at once (a batch holds up to 25); they "
         "burst the invocation's allowance after its other work, so 8 at a 0.4-s answer time is 20 requests/s.",
     )
     audience_property_group_label: str = Field(
