@@ -184,11 +184,8 @@ def _portal(name: str | None) -> dict | None:
 
 
 def _hubspot_url(value: str | None) -> str | None:
-    """`--hubspot-url`, checked to be an http(s) URL."""
-    url = urlsplit(value) if value is not None else None
-    if url is not None and (url.scheme not in ("http", "https") or not url.netloc):
-        raise ValueError(f"--hubspot-url {value!r} is not an http(s) URL (e.g. https://api.hubapi.com)")
-    return value
+    """`--hubspot-url`, checked as `verify.checked_url` checks it (None without it)."""
+    return None if value is None else verify.checked_url(value)
 
 
 def _faults(value: str | None) -> FaultConfig | None:

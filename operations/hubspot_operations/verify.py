@@ -267,10 +267,23 @@ def differences(
 
 
 def checked_url(base_url: str) -> str:
-    """`base_url`, when it is an http(s) URL; raises `ValueError` otherwise."""
+    """`base_url`, when it is an http(s) URL with a host, a port from 1 to 65535 if it names one, and no user
+    or password (the token goes in HUBSPOT_ACCESS_TOKEN, never in a URL, and the URL is quoted in messages).
+
+    Raises:
+        ValueError: one line saying what is wrong; a URL carrying credentials is not quoted back.
+    """
     url = urlsplit(base_url)
-    if url.scheme not in ("http", "https") or not url.netloc:
+    if url.username is not None or url.password is not None:
+        raise ValueError("--hubspot-url must not carry a user or password: the token goes in HUBSPOT_ACCESS_TOKEN")
+    if url.scheme not in ("http", "https") or not url.hostname:
         raise ValueError(f"--hubspot-url {base_url!r} is not an http(s) URL (e.g. https://api.hubapi.com)")
+    try:
+        port = url.port  # urllib raises on a port out of range or not a number
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and url.netloc.endswith(":")):
+        raise ValueError(f"--hubspot-url {base_url!r}: its port must be 1 to 65535")
     return base_url
 
 

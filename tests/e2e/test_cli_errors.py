@@ -39,6 +39,12 @@ ERRORS = {
     "faults file missing": ["replay", SAMPLE, "--faults", "@does-not-exist.json"],
     "portal not JSON": ["replay", SAMPLE, "--portal", "README.md"],
     "not a URL": ["replay", SAMPLE, "--hubspot-url", "api.hubapi.com"],
+    "URL port out of range": ["replay", SAMPLE, "--hubspot-url", "http://127.0.0.1:99999"],
+    "URL port zero": ["replay", SAMPLE, "--hubspot-url", "http://127.0.0.1:0"],
+    "URL port not a number": ["replay", SAMPLE, "--hubspot-url", "http://127.0.0.1:x"],
+    "URL port empty": ["serve", "--hubspot-url", "http://127.0.0.1:"],
+    "URL with a password": ["replay", SAMPLE, "--hubspot-url", "http://user:s3cret-pw@127.0.0.1:1"],
+    "verify URL with a password": ["verify", "--hubspot-url", "https://s3cret-pw@api.hubapi.com"],
     "unreachable HubSpot": ["replay", SAMPLE, "--hubspot-url", UNREACHABLE],
     "no token for a real portal": ["replay", SAMPLE, "--hubspot-url", "{hubspot}"],
     "refused token": ["replay", SAMPLE, "--hubspot-url", "{hubspot}"],
@@ -82,4 +88,5 @@ def test_every_error_is_one_line_on_stderr_and_exit_status_2(pipeline_env, monke
     assert "Traceback" not in err
     assert "right-token" not in err  # no token in an error
     assert "wrong-token" not in err
+    assert "s3cret-pw" not in err  # nor a password given in a URL
     assert out == ""
