@@ -6,9 +6,14 @@ messages still on the queue) is reported as such, not as a profile the product l
 """
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from hubspot_local.accounting import Accounting
 from hubspot_local.pipeline import LocalPipeline
+
+if TYPE_CHECKING:
+    from hubspot_destination.aws.dynamodb import ContactVersions
+    from hubspot_destination.domain.versions import Leasing
 
 
 def assert_all_accounted_for(pipeline: LocalPipeline, *, also_sent: Sequence[str] = (), queued: int = 0) -> Accounting:
@@ -55,3 +60,25 @@ class HookedClient:
     def __getattr__(self, name):
         real, hook = getattr(self._real, name), self._hooks.get(name)
         return (lambda **arguments: hook(real, **arguments)) if hook else real
+
+
+def lease_while_a_rival_takes_two(
+    versions: Callable[..., "ContactVersions"], rival: "ContactVersions"
+) -> tuple["Leasing", list[int], set[str], set[str]]:
+    """Lease ten contacts with `versions(transact_write_items=hook)` (a table whose client calls `hook`) while,
+    between its read and its first transaction, `rival` (another invocation) leases two of them.
+
+    Returns:
+        `(leasing, the size of each TransactWriteItems sent, the ten emails, the two the rival holds)`.
+    """
+    held = {f"u{i}@example.com" for i in (3, 7)}
+    sizes: list[int] = []
+
+    def transact_write_items(real, **arguments):
+        if not sizes:
+            assert set(rival.acquire(sorted(held)).leases) == held
+        sizes.append(len(arguments["TransactItems"]))
+        return real(**arguments)
+
+    emails = [f"u{i}@example.com" for i in range(10)]
+    return versions(transact_write_items=transact_write_items).acquire(emails), sizes, set(emails), held

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from hubspot_destination.aws.dynamodb import ContactVersions
 from hubspot_destination.domain.versions import WrittenVersions
 from hubspot_local.stand_ins import DYNALITE, dynalite
-from tests.helpers import HookedClient
+from tests.helpers import HookedClient, lease_while_a_rival_takes_two
 
 
 @pytest.fixture(scope="module")
@@ -139,19 +139,11 @@ def test_fresh_contacts_are_leased_in_transactions_of_100(client, table):
 
 
 def test_a_contact_leased_meanwhile_is_left_out_and_the_others_leased_next_round(client, table):
-    held = [f"u{i}@example.com" for i in (3, 7)]
-    other, calls = versions_table(client, table), []
-
-    def transact_write_items(real, **arguments):
-        if not calls:  # another invocation leases two of the contacts between our read and our write
-            assert set(other.acquire(held).leases) == set(held)
-        calls.append(len(arguments["TransactItems"]))
-        return real(**arguments)
-
-    emails = [f"u{i}@example.com" for i in range(10)]
-    leasing = versions_table(HookedClient(client, transact_write_items=transact_write_items), table).acquire(emails)
-    assert calls == [10, 8]
-    assert (set(leasing.leases), leasing.failed) == (set(emails) - set(held), {})
+    leasing, sizes, emails, held = lease_while_a_rival_takes_two(
+        lambda **hooks: versions_table(HookedClient(client, **hooks), table), versions_table(client, table)
+    )
+    assert sizes == [10, 8]
+    assert (set(leasing.leases), leasing.failed) == (emails - held, {})
 
 
 def test_an_expired_lease_is_taken_over_and_its_late_record_is_not_written(client, table):

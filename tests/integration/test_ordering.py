@@ -15,7 +15,7 @@ from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_destination.domain.versions import VersionsNotRecorded, WrittenVersions, contact_key, epoch_us
 from hubspot_local.pipeline import VERSIONS_TABLE
 from tests.conftest import queued_messages
-from tests.helpers import HookedClient, assert_all_accounted_for
+from tests.helpers import HookedClient, assert_all_accounted_for, lease_while_a_rival_takes_two
 
 AUD = audience_property_name("aud-1")
 
@@ -235,19 +235,11 @@ def test_a_transaction_stays_under_4_mb_of_items(pipeline):
 
 
 def test_contacts_a_transaction_was_refused_for_are_left_out_and_the_others_leased_next_round(pipeline):
-    held = [f"u{i}@example.com" for i in (3, 7)]
-    other, calls = versions_table(), []
-
-    def transact_write_items(real, **arguments):
-        if not calls:  # another invocation leases two of the contacts between our read and our write
-            assert set(other.acquire(held).leases) == set(held)
-        calls.append(len(arguments["TransactItems"]))
-        return real(**arguments)
-
-    emails = [f"u{i}@example.com" for i in range(10)]
-    leasing = versions_table(faulty_dynamodb(transact_write_items=transact_write_items)).acquire(emails)
-    assert calls == [10, 8]  # refused (two conditions failed: nothing written), then sent again without them
-    assert set(leasing.leases) == set(emails) - set(held)
+    leasing, sizes, emails, held = lease_while_a_rival_takes_two(
+        lambda **hooks: versions_table(faulty_dynamodb(**hooks)), versions_table()
+    )
+    assert sizes == [10, 8]  # refused (two conditions failed: nothing written), then sent again without them
+    assert set(leasing.leases) == emails - held
     assert leasing.failed == {}  # held elsewhere: left out (requeued as CONTACT_BUSY), not a failure
 
 
