@@ -43,6 +43,7 @@ from hubspot_local.usage import Bill, ClientMeter, metering
 
 MAX_CONCURRENCY = DEPLOYED.max_concurrency  # template.yaml: DeliverMaximumConcurrency's default
 PROFILES_PER_REQUEST = 1000
+MAX_PROFILES = 1_000_000  # about 0.4 KB of request body each, all built before the run starts
 HUBSPOT_LATENCY_MS = 400.0  # median answer time of a 100-input upsert: an assumption (docs/emulator.md)
 UPSERT_PATH = "/crm/v3/objects/contacts/batch/upsert"
 # HubSpot's burst window: a run shorter than one is measured over one, so a burst is not read as a rate.
@@ -182,8 +183,9 @@ def _progress(emulator: HubSpotEmulator, label: str, show: bool) -> Iterator[Non
 
 @contextlib.contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
-    """While active, SIGTERM interrupts the run as Ctrl-C does (in the main thread), so that the run's
-    processes are stopped on the way out; elsewhere nothing changes."""
+    """While active, SIGTERM and SIGINT interrupt the run as Ctrl-C does (in the main thread), so that the run's
+    processes are stopped on the way out, also when the shell that started the bench in the background made it
+    ignore SIGINT; elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -191,11 +193,12 @@ def _sigterm_interrupts() -> Iterator[None]:
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _cpu_used(stand_in: StandIn | None, before: float | None) -> float | None:
@@ -229,8 +232,8 @@ def run_bench(
     """
     if tier not in TIERS:
         raise ValueError(f"unknown tier {tier!r}; expected one of {', '.join(TIERS)}")
-    if profiles < 1:
-        raise ValueError("--profiles must be at least 1")
+    if not 1 <= profiles <= MAX_PROFILES:
+        raise ValueError(f"--profiles must be 1 to {MAX_PROFILES:,} (the request bodies are built before the run)")
     if strategy not in ("ours", "peer") or dynamodb not in ("dynalite", "moto"):
         raise ValueError(f"unknown strategy {strategy!r} or DynamoDB {dynamodb!r}")
     burst_limit = TIERS[tier][0]

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
+import math
 import os
 import signal
 import sys
@@ -174,6 +175,17 @@ def _port(value: str) -> int:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"{value!r}: a port is 0 to 65535 (0: a free port)")
     return int(value)
+
+
+def _latency_ms(value: str) -> float:
+    """`--latency-ms`: a number of ms from 0 (answers at once) to 60,000, as the emulator's `Latency` takes."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not 0 <= number <= 60_000:  # NaN and infinities fail the comparison too
+        raise argparse.ArgumentTypeError(f"{value!r}: a median answer time is 0 to 60000 ms (0: none)")
+    return number
 
 
 def _portal(name: str | None) -> dict | None:
@@ -496,7 +508,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench_cmd.add_argument(
         "--latency-ms",
-        type=float,
+        type=_latency_ms,
         default=bench.HUBSPOT_LATENCY_MS,
         help="HubSpot's median answer time for a 100-input upsert, in ms (an assumption; default 400; 0: none)",
     )

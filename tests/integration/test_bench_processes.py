@@ -173,9 +173,19 @@ def test_a_bench_that_fails_leaves_no_process_behind(pipeline_env, monkeypatch):
     assert children(os.getpid()) <= before
 
 
-def test_an_interrupted_bench_leaves_no_process_behind(pipeline_env):
+# Runs a command with SIGINT ignored (kept across exec), as a shell without job control starts one with `&`.
+IGNORING_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT started ignored"])
+def test_an_interrupted_bench_leaves_no_process_behind(pipeline_env, signum):
+    command = [str(CLI), "bench", "--profiles", "3000", "--tier", "addon", "--dynamodb", "moto"]
     bench = subprocess.Popen(
-        [str(CLI), "bench", "--profiles", "3000", "--tier", "addon", "--dynamodb", "moto"],
+        (IGNORING_SIGINT if signum == signal.SIGINT else []) + command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -185,7 +195,7 @@ def test_an_interrupted_bench_leaves_no_process_behind(pipeline_env):
         assert bench.stderr.readline().startswith("bench ours: ")  # the first progress line: 5 s into the run
         started = children(bench.pid)
         assert len(started) >= 3  # moto's server and the two deliver environments
-        bench.send_signal(signal.SIGTERM)
+        bench.send_signal(signum)
         _, error = bench.communicate(timeout=120)
     finally:
         if bench.poll() is None:
