@@ -75,8 +75,10 @@ def _delivery() -> Delivery:
         concurrency=concurrency,
     )
     audiences = AudienceProperties(client, catalog, group, label, limits)
-    contacts = HubSpotContacts(client, in_flight=settings.hubspot_upserts_in_flight)
-    return Delivery(contacts, catalog, audiences, versions, policy)
+    in_flight = settings.hubspot_upserts_in_flight
+    contacts = HubSpotContacts(client, in_flight=in_flight)
+    # Twice as many groups as upserts in flight: while some groups' upserts are out, the next are leased.
+    return Delivery(contacts, catalog, audiences, versions, policy, groups_in_flight=2 * in_flight)
 
 
 @cache

@@ -1,5 +1,6 @@
 """The delivery pipeline's rules, with in-memory fakes of its ports (Given / When / Then)."""
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -220,3 +221,103 @@ def test_every_lease_is_released_even_when_nothing_was_written():
     delivery, _, versions = given(writer=FakeContactWriter(lambda item, call: Failed(HubSpotTransientError(502))))
     when(delivery, update(city="York"), update(email="bob@example.com", city="Leeds"))
     assert sorted(versions.released) == ["ada@example.com", "bob@example.com"]
+
+
+# -- groups: 100 contacts each, several at once ------------------------------------------------------------
+
+
+def updates(count: int, **attributes) -> list[ProfileUpdate]:
+    return [update(email=f"user{i}@example.com", status="realized", **attributes) for i in range(count)]
+
+
+class CountingAudiences(FakeAudiences):
+    def __init__(self, catalog):
+        super().__init__(catalog)
+        self.resolved: list[set[str]] = []
+
+    def resolve(self, audiences, deadline=None):
+        self.resolved.append(set(audiences))
+        return super().resolve(audiences, deadline)
+
+
+class RecordingVersions(FakeVersions):
+    """Keeps the emails of each lease; `leased_twice` is set once two groups are leased."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.acquired: list[list[str]] = []
+        self.leased_twice = threading.Event()
+
+    def acquire(self, emails):
+        self.acquired.append(list(emails))
+        if len(self.acquired) >= 2:
+            self.leased_twice.set()
+        return super().acquire(emails)
+
+
+def test_a_batch_is_delivered_in_groups_of_100_each_leased_and_recorded_on_its_own():
+    catalog = FakeCatalog(prop("city"))
+    audiences = CountingAudiences(catalog)
+    versions = RecordingVersions()
+    writer = FakeContactWriter()
+    delivery = Delivery(writer, catalog, audiences, versions, POLICY, groups_in_flight=4)
+    verdicts = when(delivery, *updates(250, city="York"))
+    assert {v.kind for v in verdicts.values()} == {"delivered"}
+    assert sorted(len(emails) for emails in versions.acquired) == [50, 100, 100]
+    assert sorted(len(call) for call in writer.calls) == [50, 100, 100]
+    assert len(versions.written) == 250
+    assert set(versions.released) == set(versions.written)
+    assert audiences.resolved == [{"aud-1"}]  # once for the batch, not once per group
+
+
+def test_one_groups_lease_overlaps_another_groups_upsert():
+    versions = RecordingVersions()
+    waited: dict[int, bool] = {}  # by call: whether the second lease came while it waited
+
+    def wait_for_the_second_lease(item, call):
+        # The first upsert is answered only once another group is leased: in turn, it would wait in vain.
+        if call not in waited:
+            waited[call] = call > 1 or versions.leased_twice.wait(timeout=10)
+        return Written() if waited[call] else Failed(HubSpotTransientError(504))
+
+    catalog = FakeCatalog(prop("city"))
+    writer = FakeContactWriter(wait_for_the_second_lease)
+    delivery = Delivery(writer, catalog, FakeAudiences(catalog), versions, POLICY, groups_in_flight=2)
+    verdicts = when(delivery, *updates(200, city="York"))
+    assert {v.kind for v in verdicts.values()} == {"delivered"}
+
+
+def test_a_halting_fault_stops_the_groups_not_yet_started():
+    for fault, reason in [(rate_limited("DAILY"), "DAILY_LIMIT"), (HubSpotAuthError(401), "HUBSPOT_AUTH")]:
+        versions = RecordingVersions()
+        catalog = FakeCatalog(prop("city"))
+        writer = FakeContactWriter(lambda item, call, fault=fault: Failed(fault))
+        delivery = Delivery(writer, catalog, FakeAudiences(catalog), versions, POLICY, groups_in_flight=1)
+        verdicts = when(delivery, *updates(300, city="York"))
+        assert {(v.kind, v.reason) for v in verdicts.values()} == {("requeue", reason)}
+        assert len(writer.calls) == len(versions.acquired) == 1  # the later groups neither leased nor sent
+        assert len(versions.released) == 100
+
+
+def test_a_property_read_that_fails_fails_every_group_once_and_leaves_the_stale_ones_delivered():
+    catalog = FakeCatalog(prop("city"), fail=HubSpotTransientError(503))
+    versions = RecordingVersions()
+    versions.written["user0@example.com"] = WrittenVersions(
+        {"city": epoch_us(T0 + timedelta(hours=1))}, {"aud-1": epoch_us(T0 + timedelta(hours=1))}
+    )
+    writer = FakeContactWriter()
+    delivery = Delivery(writer, catalog, FakeAudiences(catalog), versions, POLICY, groups_in_flight=3)
+    verdicts = when(delivery, *updates(300, city="York"))
+    assert verdicts["m0"].kind == "delivered"  # wholly stale: HubSpot is not needed for it
+    assert {(v.kind, v.reason) for ref, v in verdicts.items() if ref != "m0"} == {("retry", "HUBSPOT_UNAVAILABLE")}
+    assert catalog.reads == 1
+    assert writer.calls == []
+    assert len(versions.released) == 300
+
+
+def test_the_catalog_is_read_again_once_however_many_groups_meet_an_unknown_property():
+    catalog = FakeCatalog(prop("city"))
+    writer = FakeContactWriter(lambda item, call: Refused({"city": "PROPERTY_DOESNT_EXIST"}, ""))
+    delivery = Delivery(writer, catalog, FakeAudiences(catalog), FakeVersions(), POLICY, groups_in_flight=3)
+    when(delivery, *updates(300, city="York"))
+    assert catalog.refreshes == 1

@@ -28,8 +28,8 @@ metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE),
 )
 # Powertools' `Metrics.add_metric` is not thread-safe (it reads, changes and stores back the metric's entry, and
-# flushes at 100 values): threads of the HubSpot adapter (several requests in flight) add theirs under this lock.
-# The pipeline adds its own from the invocation's thread while no HubSpot request is in flight.
+# flushes at 100 values): the deliver function adds metrics from several threads (groups of contacts delivered
+# at once, HubSpot requests in flight), always under this lock.
 metrics_lock = threading.Lock()
 # botocore: SQS, DynamoDB and Secrets Manager. X-Ray's http.client patch misses urllib3 2 (it overrides the calls
 # the patch wraps), so the HubSpot client records its requests itself (hubspot/client.py).

@@ -27,7 +27,7 @@ from hubspot_destination.hubspot.errors import (
     HubSpotRateLimited,
     HubSpotRequestError,
 )
-from hubspot_destination.observability import logger, metrics
+from hubspot_destination.observability import logger, metrics, metrics_lock
 
 HALTS = frozenset({Reason.DAILY_LIMIT, Reason.HUBSPOT_AUTH})
 
@@ -36,7 +36,8 @@ def fault_verdict(error: HubSpotError, policy: DeliveryPolicy) -> Verdict:
     """The verdict for the profiles a failed HubSpot call carried; call once per fault (it counts metrics)."""
     detail = str(error)
     if isinstance(error, HubSpotRateLimited) and error.policy_name == "DAILY":
-        metrics.add_metric(name="HubSpotDailyLimitReached", unit=MetricUnit.Count, value=1)
+        with metrics_lock:
+            metrics.add_metric(name="HubSpotDailyLimitReached", unit=MetricUnit.Count, value=1)
         logger.error("HubSpot daily limit reached: pausing", extra={"pause_s": policy.daily_requeue_s})
         return Verdict("requeue", Reason.DAILY_LIMIT, detail, policy.daily_requeue_s)
     if isinstance(error, HubSpotRateLimited):
@@ -45,7 +46,8 @@ def fault_verdict(error: HubSpotError, policy: DeliveryPolicy) -> Verdict:
         return Verdict("requeue", Reason.TIMEOUT, "the invocation ran out of time before sending this contact")
     if isinstance(error, HubSpotAuthError):
         # A configuration fault (revoked token, missing scope) must not empty the queue into the DLQ.
-        metrics.add_metric(name="HubSpotAuthFailures", unit=MetricUnit.Count, value=1)
+        with metrics_lock:
+            metrics.add_metric(name="HubSpotAuthFailures", unit=MetricUnit.Count, value=1)
         logger.error("HubSpot refused the token", extra={"status": error.status, "category": error.category})
         return Verdict("requeue", Reason.HUBSPOT_AUTH, detail, policy.auth_requeue_s)
     if isinstance(error, HubSpotMalformedAnswer):

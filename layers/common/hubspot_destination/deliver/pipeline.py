@@ -1,12 +1,19 @@
 """Delivery: one batch of profiles written to HubSpot, and a verdict for every profile.
 
-`Delivery.deliver` reads as its list of steps (steps.py): coalesce → lease versions → drop stale values →
-resolve audience properties → build properties → upsert → classify outcomes → record versions. Verdicts:
-`delivered`; `requeue` (back-pressure, faults.py); `retry` (transient faults); `dead_letter` with a reason for
-what HubSpot will never accept (`INVALID_EMAIL`, `INVALID_VALUE`, `PROPERTY_CONFLICT`).
+`Delivery.deliver` coalesces the profiles of each contact, then delivers the contacts in groups of 100 (one
+`batch/upsert` each), several groups at once, so one group's DynamoDB work overlaps the others' HubSpot calls.
+Each group reads as its list of steps (steps.py): lease versions → drop stale values → resolve audience
+properties (once for the batch, by the first group with something to write) → build properties → upsert →
+classify outcomes → record versions. Verdicts: `delivered`; `requeue` (back-pressure, faults.py); `retry`
+(transient faults); `dead_letter` with a reason for what HubSpot will never accept (`INVALID_EMAIL`,
+`INVALID_VALUE`, `PROPERTY_CONFLICT`). A fault that halts (the daily limit, a refused token) stops the groups
+not yet started.
 """
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -32,13 +39,40 @@ from hubspot_destination.domain.reasons import Reason
 from hubspot_destination.domain.verdicts import DELIVERED, Verdict
 from hubspot_destination.hubspot.contacts import EMAIL_PROPERTY, Failed, Refused, Written
 from hubspot_destination.hubspot.errors import HubSpotError
-from hubspot_destination.observability import logger, metrics
+from hubspot_destination.hubspot.models import Property
+from hubspot_destination.hubspot.properties import AudienceResolution
+from hubspot_destination.limits import HUBSPOT_BATCH_INPUTS
+from hubspot_destination.observability import logger, metrics, metrics_lock
 
 _MAX_ROUNDS = 3  # sends of one contact, each without the fields HubSpot refused the time before
+_Resolved = tuple[AudienceResolution, Mapping[str, Property]] | Verdict  # or the fault's verdict
+
+
+@dataclass
+class _Batch:
+    """What the groups of one `deliver` call share: its audiences (`{id: name}`), their resolution (made
+    once), whether the catalog was read again (once at most), and the verdict of a fault that halts."""
+
+    audiences: dict[str, str]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    resolved: _Resolved | None = None
+    refreshed: bool = False
+    halt: Verdict | None = None
+
+    def halt_on(self, verdict: Verdict) -> None:
+        """Stop the groups not yet started when the verdict is one of `HALTS` (faults.py)."""
+        if verdict.reason in HALTS:
+            self.halt = verdict
 
 
 class Delivery:
-    """Writes batches of profiles to one HubSpot portal through its ports (ports.py)."""
+    """Writes batches of profiles to one HubSpot portal through its ports (ports.py).
+
+    Args:
+        groups_in_flight: groups of 100 contacts delivered at once (threads). Their upserts share the
+            contact writer's bound of calls in flight; more groups than that keep the next ones leased
+            while the upserts are out.
+    """
 
     def __init__(
         self,
@@ -47,9 +81,11 @@ class Delivery:
         audiences: AudienceResolver,
         versions: VersionsStore,
         policy: DeliveryPolicy,
+        groups_in_flight: int = 1,
     ):
         self._contacts, self._catalog, self._audiences = contacts, catalog, audiences
         self._versions, self._policy = versions, policy
+        self._pool = ThreadPoolExecutor(max_workers=groups_in_flight, thread_name_prefix="delivery-groups")
 
     def deliver(self, updates: Sequence[tuple[str, ProfileUpdate]], deadline: Deadline) -> dict[str, Verdict]:
         """Write the updates (`(ref, update)` pairs) and return a verdict per ref."""
@@ -59,28 +95,54 @@ class Delivery:
             detail = "the portal's daily limit was reached; HubSpot is not called until the pause ends"
             paused = Verdict("requeue", Reason.DAILY_LIMIT, detail, int(paused_s) + 1)
             return _by_ref(changes, {change.email: paused for change in changes})
+        batch = _Batch(audience_names(changes))
+        step = HUBSPOT_BATCH_INPUTS  # one upsert's worth: its DynamoDB calls are one transaction, one read
+        groups = [changes[start : start + step] for start in range(0, len(changes), step)]
+        settled: Settled = {}
+        for verdicts in self._pool.map(lambda group: self._deliver_group(group, batch, deadline), groups):
+            settled |= verdicts
+        return _by_ref(changes, settled)
+
+    def _deliver_group(self, changes: list[ContactChange], batch: _Batch, deadline: Deadline) -> Settled:
+        """Lease, write and record one group of contacts: a verdict per email."""
+        if batch.halt is not None:
+            return {change.email: batch.halt for change in changes}
         leased, settled = lease_versions(self._versions, changes)
         accepted: list[Built] = []
         try:
             fresh, skipped = drop_stale_values(leased)
-            written, verdicts = self._write(fresh, deadline) if fresh else ([], {})
+            written, verdicts = self._write(fresh, batch, deadline) if fresh else ([], {})
             accepted = written
             settled |= skipped | verdicts
         finally:
             record_versions(self._versions, leased, accepted)
-        return _by_ref(changes, settled)
+        return settled
 
-    def _write(self, changes: list[ContactChange], deadline: Deadline) -> tuple[list[Built], Settled]:
-        """Resolve the audience properties, build and upsert the contacts: what HubSpot accepted, and verdicts."""
-        try:
-            resolution = self._audiences.resolve(audience_names(changes), deadline)
-            catalog = self._catalog.current(deadline)
-        except HubSpotError as error:
-            verdict = fault_verdict(error, self._policy)
-            return [], {change.email: verdict for change in changes}
-        for audience_id in resolution.conflicts:
-            metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
-            logger.error("audience status not written", extra={"audience": audience_id})
+    def _resolve(self, batch: _Batch, deadline: Deadline) -> _Resolved:
+        """The batch's audience properties and the catalog, resolved by the first group to ask (the others wait
+        for it), or the verdict of the fault that stopped it."""
+        with batch.lock:
+            if batch.resolved is None:
+                try:
+                    resolution = self._audiences.resolve(batch.audiences, deadline)
+                    batch.resolved = resolution, self._catalog.current(deadline)
+                except HubSpotError as error:
+                    batch.resolved = fault_verdict(error, self._policy)
+                    batch.halt_on(batch.resolved)
+                    return batch.resolved
+                for audience_id in resolution.conflicts:
+                    with metrics_lock:
+                        metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
+                    logger.error("audience status not written", extra={"audience": audience_id})
+            return batch.resolved
+
+    def _write(self, changes: list[ContactChange], batch: _Batch, deadline: Deadline) -> tuple[list[Built], Settled]:
+        """Build and upsert the contacts, with the batch's audience properties: what HubSpot accepted, and
+        verdicts."""
+        resolved = self._resolve(batch, deadline)
+        if isinstance(resolved, Verdict):
+            return [], {change.email: resolved for change in changes}
+        resolution, catalog = resolved
         settled: Settled = {}
         ready = []
         for change in changes:
@@ -93,15 +155,14 @@ class Delivery:
                 settled[change.email] = Verdict("requeue", Reason.AUDIENCE_PROPERTIES_PENDING, detail, BUSY_REQUEUE_S)
             else:
                 ready.append(built)
-        accepted, verdicts = self._upsert(ready, deadline)
+        accepted, verdicts = self._upsert(ready, batch, deadline)
         return accepted, settled | verdicts | flag_conflicts(accepted, resolution.conflicts)
 
-    def _upsert(self, ready: list[Built], deadline: Deadline) -> tuple[list[Built], Settled]:
+    def _upsert(self, ready: list[Built], batch: _Batch, deadline: Deadline) -> tuple[list[Built], Settled]:
         """Upsert the contacts and classify each outcome; a contact refused for some fields is sent again
         without them, at most `_MAX_ROUNDS` times in all."""
         accepted: list[Built] = []
         settled: Settled = {}
-        refreshed = False
         for _ in range(_MAX_ROUNDS):
             if not ready:
                 break
@@ -123,8 +184,8 @@ class Delivery:
                 elif not outcome.problems:
                     settled[email] = Verdict("dead_letter", Reason.INVALID_VALUE, f"HubSpot {outcome.message}")
                 else:
-                    if "PROPERTY_DOESNT_EXIST" in outcome.problems.values() and not refreshed:
-                        refreshed = self._refresh_catalog(deadline)
+                    if "PROPERTY_DOESNT_EXIST" in outcome.problems.values():
+                        self._refresh_catalog(batch, deadline)
                     again = built.without(outcome.problems)
                     refusal = report_dropped(email, again.dropped[len(built.dropped) :], self._policy)
                     if refusal is not None:
@@ -133,6 +194,7 @@ class Delivery:
                         resend.append(again)
             halt = next((verdict for verdict in faults.values() if verdict.reason in HALTS), None)
             if halt is not None:
+                batch.halt_on(halt)
                 settled |= {built.change.email: halt for built in resend}
                 resend = []
             ready = resend
@@ -142,13 +204,16 @@ class Delivery:
             )
         return accepted, settled
 
-    def _refresh_catalog(self, deadline: Deadline) -> bool:
-        """Read the properties again once: someone may have deleted or renamed one. True once tried."""
+    def _refresh_catalog(self, batch: _Batch, deadline: Deadline) -> None:
+        """Read the properties again, once per batch: someone may have deleted or renamed one."""
+        with batch.lock:
+            if batch.refreshed:
+                return
+            batch.refreshed = True
         try:
             self._catalog.refresh(deadline)
         except HubSpotError as error:
             logger.warning("property list not refreshed", extra={"error": str(error)})
-        return True
 
 
 def _by_ref(changes: Sequence[ContactChange], settled: Settled) -> dict[str, Verdict]:

@@ -21,7 +21,7 @@ from hubspot_destination.domain.versions import Lease, VersionsNotRecorded, drop
 from hubspot_destination.hubspot.contacts import EMAIL_PROPERTY, ContactInput
 from hubspot_destination.hubspot.models import Property
 from hubspot_destination.hubspot.properties import AudienceResolution
-from hubspot_destination.observability import email_hash, logger, metrics
+from hubspot_destination.observability import email_hash, logger, metrics, metrics_lock
 
 Settled = dict[str, Verdict]  # verdicts by contact email
 BUSY_REQUEUE_S = 5  # a contact leased by a concurrent invocation, or waiting for its audience properties
@@ -92,7 +92,8 @@ def drop_stale_values(leased: Sequence[Leased]) -> tuple[list[ContactChange], Se
     for item in leased:
         change = drop_stale(item.change, item.lease.written)
         if change.empty and not item.change.empty:
-            metrics.add_metric(name="StaleUpdatesSkipped", unit=MetricUnit.Count, value=1)
+            with metrics_lock:
+                metrics.add_metric(name="StaleUpdatesSkipped", unit=MetricUnit.Count, value=1)
             settled[change.email] = DELIVERED
         else:
             fresh.append(change)
@@ -134,7 +135,8 @@ def report_dropped(email: str, dropped: Sequence[Dropped], policy: DeliveryPolic
     """Count and log the fields left out (never their values: personal data); in strict mode the profile is
     dead-lettered instead (`INVALID_VALUE`), with the first field's detail."""
     for item in dropped:
-        metrics.add_metric(name="AttributesDropped", unit=MetricUnit.Count, value=1)
+        with metrics_lock:
+            metrics.add_metric(name="AttributesDropped", unit=MetricUnit.Count, value=1)
         logger.warning(
             # A sender's key may be huge: the log quotes 100 characters of it (CloudWatch events are 256 KB at most).
             "attribute dropped",
@@ -166,5 +168,6 @@ def record_versions(versions: VersionsStore, leased: Sequence[Leased], accepted:
         versions.release([item.lease for item in leased], written)
     except VersionsNotRecorded as error:
         unrecorded = sum(1 for email in error.emails if email in written)
-        metrics.add_metric(name="VersionsNotRecorded", unit=MetricUnit.Count, value=unrecorded)
+        with metrics_lock:
+            metrics.add_metric(name="VersionsNotRecorded", unit=MetricUnit.Count, value=unrecorded)
         logger.error("contact versions not recorded", extra={"error": str(error)})

@@ -2,8 +2,9 @@
 
 What HubSpot means is handled here, so the delivery logic sees outcomes, not HTTP (hubspot-api.md §1.2-§1.7):
 - inputs go in calls of at most 100, keyed by `idProperty: email`, each with an `objectWriteTraceId`, up to
-  `in_flight` calls at once (sharing the client's pacing); the emails are unique, so no contact is in two
-  calls at once (HubSpot would apply them in an order nobody chose);
+  `in_flight` calls at once whichever threads call `upsert` (sharing the client's pacing); one `upsert`'s
+  emails are unique and the delivery pipeline's groups hold distinct contacts, so no contact is in two calls
+  at once (HubSpot would apply them in an order nobody chose);
 - a 200/207 is reconciled input by input: `results` by trace id (or email), `errors[].context.
   objectWriteTraceId` with the property problems they name; an input in neither is `Unaccounted`;
 - a 400 for the whole call (one bad input spoils the batch) is bisected until the bad inputs stand alone;
@@ -109,7 +110,7 @@ class HubSpotContacts:
 
     Args:
         client: the portal's client (thread-safe; the calls of every thread share its pacing's allowance).
-        in_flight: `batch/upsert` calls in flight at once.
+        in_flight: `batch/upsert` calls in flight at once, whichever threads call `upsert`.
     """
 
     def __init__(self, client: HubSpotClient, in_flight: int = 1):
@@ -139,7 +140,8 @@ class HubSpotContacts:
             halted.extend(o.fault for o in outcomes.values() if isinstance(o, Failed) and _halts(o.fault))
             return outcomes
 
-        sent = map(send, chunks) if len(chunks) == 1 else self._pool.map(send, chunks)
+        # Always on the pool, even one chunk: its bound holds across every thread that calls `upsert` at once.
+        sent = self._pool.map(send, chunks)
         return {email: outcome for outcomes in sent for email, outcome in outcomes.items()}
 
     def _send(self, chunk: Sequence[ContactInput], deadline: Deadline) -> dict[str, Outcome]:
