@@ -78,8 +78,15 @@ _LEASE_MARGIN_S = 10
 
 
 def client(max_pool_connections: int) -> "DynamoDBClient":
-    """A low-level DynamoDB client (thread-safe) with room for `max_pool_connections` calls in flight."""
-    return boto3.client("dynamodb", config=Config(max_pool_connections=max_pool_connections))
+    """A low-level DynamoDB client (thread-safe) with room for `max_pool_connections` calls in flight.
+
+    botocore's client-side parameter validation is off: it walks every attribute of every item of a
+    100-item transaction before sending, a third of the client's CPU for the lease and the record (measured
+    against dynalite: 0.19 → 0.13 ms per contact), while DynamoDB validates each request itself (a malformed
+    one is a `ValidationException`) and mypy checks the calls against botocore's model (mypy-boto3-dynamodb).
+    """
+    config = Config(max_pool_connections=max_pool_connections, parameter_validation=False)
+    return boto3.client("dynamodb", config=config)
 
 
 class ContactVersions:
