@@ -121,6 +121,28 @@ def test_what_the_stand_in_does_not_take_is_a_validation_error_and_writes_nothin
     assert client.scan(TableName=table)["Items"] == []
 
 
+def test_a_condition_parsed_once_is_still_checked_against_each_calls_own_values(client, table):
+    # The stand-in memoises dynalite's parse of a condition expression: by expression, names and values.
+    client.put_item(TableName=table, Item={"contact": {"S": "a"}, "seq": {"N": "5"}})
+    outcomes = []
+    for seq in ["4", "5", "4", "5", "6"]:
+        action = put(table, "a", ConditionExpression="#s = :seq", ExpressionAttributeNames={"#s": "seq"})
+        action["Put"]["ExpressionAttributeValues"] = {":seq": {"N": seq}}
+        action["Put"]["Item"]["seq"] = {"N": "5"}  # written back as it was, so each call sees seq 5
+        try:
+            client.transact_write_items(TransactItems=[action])
+            outcomes.append("written")
+        except ClientError as error:
+            outcomes.append(error.response["CancellationReasons"][0]["Code"])
+    refused = "ConditionalCheckFailed"
+    assert outcomes == [refused, "written", refused, "written", refused]
+    for _ in range(2):  # an unused value is refused every time, the parse kept or not
+        unused = put(table, "a", ConditionExpression="attribute_exists(contact)")
+        unused["Put"]["ExpressionAttributeValues"] = {":spare": {"N": "1"}}
+        with pytest.raises(ClientError, match="unused in expressions"):
+            client.transact_write_items(TransactItems=[unused])
+
+
 def test_fresh_contacts_are_leased_in_transactions_of_100(client, table):
     calls = []
 
