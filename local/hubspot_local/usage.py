@@ -43,8 +43,14 @@ _HARNESS_ONLY = frozenset({"GetQueueAttributes"})  # the mapping stand-in's poll
 
 
 def _item_bytes(item: dict) -> int:
-    """An item's size as DynamoDB bills it, about: its attribute names and values (their JSON text)."""
-    return sum(len(name.encode()) + len(json.dumps(value).encode()) for name, value in item.items())
+    """An item's size as DynamoDB bills it, about: its attribute names and values (a string's or number's
+    text; any other type's JSON text)."""
+    return sum(len(name.encode()) + _value_bytes(value) for name, value in item.items())
+
+
+def _value_bytes(typed: dict) -> int:
+    [(kind, value)] = typed.items()  # DynamoDB's typed value: {"S": "..."}, {"N": "12"}, {"M": {...}}, ...
+    return len(value.encode()) if kind in {"S", "N"} else len(json.dumps(value).encode())
 
 
 def _write_units(item: dict) -> int:
@@ -62,28 +68,37 @@ class AwsUsage:
         self.units: Counter[str] = Counter()  # sqs_requests, dynamodb_read_units, dynamodb_write_units
 
     def count(self, target: str, body: bytes) -> None:
-        """Count one request: its `X-Amz-Target` header (service and operation) and its body."""
+        """Count one request from its `X-Amz-Target` header (service and operation) and its body."""
         service, _, operation = target.rpartition(".")
-        if operation in _HARNESS_ONLY:
-            return
-        units: Counter[str] = Counter()
-        if service == "AmazonSQS":
-            chunks = max(1, math.ceil(len(body) / _SQS_CHUNK_BYTES))
-            units["sqs_requests"] = chunks / 10 if operation == "DeleteMessage" else chunks
-        elif service.startswith("DynamoDB"):
-            request = json.loads(body or b"{}")
-            if operation == "BatchGetItem":
-                units["dynamodb_read_units"] = sum(len(t["Keys"]) for t in request["RequestItems"].values())
-            elif operation == "PutItem":
-                units["dynamodb_write_units"] = _write_units(request["Item"])
-            elif operation == "BatchWriteItem":
-                puts = [w["PutRequest"]["Item"] for t in request["RequestItems"].values() for w in t]
-                units["dynamodb_write_units"] = sum(_write_units(item) for item in puts)
-            elif operation == "TransactWriteItems":  # the product sends `Put` actions only
-                puts = [action["Put"]["Item"] for action in request["TransactItems"] if "Put" in action]
-                units["dynamodb_write_units"] = _TRANSACTIONAL * sum(_write_units(item) for item in puts)
+        request = json.loads(body or b"{}") if service.startswith("DynamoDB") else {}
+        self.add(units_of(service, operation, request, len(body)))
+
+    def add(self, units: Counter[str]) -> None:
         with self._lock:
             self.units.update(units)
+
+
+def units_of(service: str, operation: str, request: dict, body_bytes: int) -> Counter[str]:
+    """The billable units of one request: its service and operation, its parameters (DynamoDB's, as the
+    JSON body carries them) and its body's size in bytes (SQS bills by the 64 KB)."""
+    units: Counter[str] = Counter()
+    if operation in _HARNESS_ONLY:
+        return units
+    if service == "AmazonSQS":
+        chunks = max(1, math.ceil(body_bytes / _SQS_CHUNK_BYTES))
+        units["sqs_requests"] = chunks / 10 if operation == "DeleteMessage" else chunks
+    elif service.startswith("DynamoDB"):
+        if operation == "BatchGetItem":
+            units["dynamodb_read_units"] = sum(len(t["Keys"]) for t in request["RequestItems"].values())
+        elif operation == "PutItem":
+            units["dynamodb_write_units"] = _write_units(request["Item"])
+        elif operation == "BatchWriteItem":
+            puts = [w["PutRequest"]["Item"] for t in request["RequestItems"].values() for w in t]
+            units["dynamodb_write_units"] = sum(_write_units(item) for item in puts)
+        elif operation == "TransactWriteItems":  # the product sends `Put` actions only
+            puts = [action["Put"]["Item"] for action in request["TransactItems"] if "Put" in action]
+            units["dynamodb_write_units"] = _TRANSACTIONAL * sum(_write_units(item) for item in puts)
+    return units
 
 
 class ClientMeter:
@@ -98,11 +113,18 @@ class ClientMeter:
         self._lock = threading.Lock()
         self._counting_cpu_s = 0.0
 
+    def before_dynamodb_parameters(self, params: dict, **_) -> None:
+        """botocore's `before-parameter-build.dynamodb`: keep the call's parameters, which its body will carry
+        (counted from them: parsing the body again would cost more than the call's own serialising)."""
+        self._local.dynamodb_request = params
+
     def before_send(self, request, **_) -> None:
         """botocore's `before-send`: count the request about to be sent (each attempt, as moto would see it)."""
         started = time.thread_time()
         target = request.headers.get("X-Amz-Target") or b""
-        self.usage.count(target.decode() if isinstance(target, bytes) else target, request.body or b"")
+        service, _, operation = (target.decode() if isinstance(target, bytes) else target).rpartition(".")
+        parameters = getattr(self._local, "dynamodb_request", {}) if service.startswith("DynamoDB") else {}
+        self.usage.add(units_of(service, operation, parameters, len(request.body or b"")))
         spent = time.thread_time() - started
         self._local.counting_cpu_s = self.thread_counting_cpu_s() + spent
         with self._lock:
@@ -143,6 +165,7 @@ def metering(meter: ClientMeter) -> Iterator[ClientMeter]:
     """
     hooks: list[tuple[str, Callable[..., None], object]] = [
         ("before-send", meter.before_send, handlers.REGISTER_FIRST),
+        ("before-parameter-build.dynamodb", meter.before_dynamodb_parameters, handlers.REGISTER_LAST),
         ("before-call.sqs", meter.before_sqs_call, handlers.REGISTER_LAST),
         ("after-call.sqs", meter.after_sqs_call, handlers.REGISTER_LAST),
         ("after-call-error.sqs", meter.after_sqs_call, handlers.REGISTER_LAST),
