@@ -1,19 +1,20 @@
 """`hubspot-destination bench`: throughput of the whole local pipeline at a HubSpot tier's rate limit.
 
-Ingest (1,000-profile requests, as AEP sends them) runs in this thread while the event source mapping drains
-the queue with the template's `MaximumConcurrency`: one deliver execution environment per concurrent
-invocation, each a process of its own (`deliver_worker.py`) with its own HubSpot client pacing itself to
-its share of the budget, against the emulator (threads of this process) enforcing the tier's limits in real
-time and answering after a seeded lognormal time (`latency_ms`, its median for a 100-input upsert: an
-assumption, docs/emulator.md). The AWS stand-ins are processes of their own too (`stand_ins.py`): SQS and
-Secrets Manager are moto's server, DynamoDB dynalite or moto's server; the functions reach them through
-botocore's service endpoints, as they would reach AWS. So the functions' interpreters do the functions'
-work only (and the mapping's and the emulator's, in this one). Delivery starts with the first request, so
-the queue stays shallow (moto's SQS costs O(queue depth) per call). This interpreter shares its time among
-the ingest handler, the mapping and the emulator as separate machines would (`harness.functions_share_fairly`).
+Ingest requests (1,000 profiles each, as AEP sends them) go one after another, from this thread, to the
+ingest function, while the event source mapping drains the queue with the template's `MaximumConcurrency`:
+one deliver execution environment per concurrent invocation, each with its own HubSpot client pacing itself
+to its share of the budget, against the emulator (threads of this process) enforcing the tier's limits in
+real time and answering after a seeded lognormal time (`latency_ms`, its median for a 100-input upsert: an
+assumption, docs/emulator.md). Each function's execution environment is a process of its own
+(`function_worker.py`: one ingest, `MaximumConcurrency` deliver), as in Lambda, and so are the AWS stand-ins
+(`stand_ins.py`): SQS and Secrets Manager are moto's server, DynamoDB dynalite or moto's server; the
+functions reach them through botocore's service endpoints, as they would reach AWS. So the functions'
+interpreters do the functions' work only, and this one the stand-ins' (the API Gateway stand-in, the
+mapping, the emulator: `harness.functions_share_fairly`). Delivery starts with the first request, so the
+queue stays shallow (moto's SQS costs O(queue depth) per call).
 
-AWS calls are counted (`usage.ClientMeter`) where they are made: here (ingest's, the mapping's), and in each
-deliver worker, which returns its units and its CPU time with each invocation's result.
+AWS calls are counted (`usage.ClientMeter`) where they are made: here (the mapping's), and in each function
+worker, which returns its units, its CPU time and its time in SQS calls with each invocation's result.
 
 `strategy="peer"` runs what integrations without pacing do, on the same input and emulator: the same
 pipeline with the pacer off, so each invocation sends its batches of 100 as fast as its calls in flight
@@ -31,11 +32,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
-from hubspot_local.deliver_worker import deliver_environments, invocations_cpu_s, total_units
 from hubspot_local.emulator import PRODUCT_SCOPES, FaultConfig, HubSpotEmulator
 from hubspot_local.emulator.faults import Latency
 from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.event_source_mapping import EventSourceMapping
+from hubspot_local.function_worker import function_environments, invocations_cpu_s, total_units
 from hubspot_local.harness import environment, feed_and_drain, functions_share_fairly, percentile
 from hubspot_local.pipeline import DEPLOYED, EMULATOR_TOKEN, LocalPipeline
 from hubspot_local.stand_ins import StandIn, dynalite, moto_server
@@ -69,15 +70,16 @@ class BenchResult:
     `contacts_written`, `dead_letters`, `still_queued` and `lost` account for every profile (see
     `accounting.Accounting`). Where the time went, in seconds: `deliver_busy_s` (deliver invocations' wall
     time, all environments together); CPU seconds during the run of `bench_process_cpu_s` (this process:
-    the ingest handler, the mapping stand-in, the emulator), `moto_server_cpu_s` and `dynalite_cpu_s` (None:
+    the API Gateway and mapping stand-ins, the emulator), `moto_server_cpu_s` and `dynalite_cpu_s` (None:
     not measurable here, `/proc` being Linux's, or no dynalite). `cpu_ms_per_contact`: CPU time of the
-    functions alone per profile, in ms: ingest requests (their thread's) and deliver invocations (their
-    worker process's, every thread), the counting of their AWS calls left out. `sqs_requests`,
+    functions alone per profile, in ms, the sum of `ingest_cpu_ms_per_contact` and
+    `deliver_cpu_ms_per_contact`: their invocations' (every thread of their worker process), the counting
+    of their AWS calls left out. `sqs_requests`,
     `dynamodb_read_units`, `dynamodb_write_units`: the AWS units counted (`usage.AwsUsage`), and
     `cost_per_million_usd` what the run would cost on AWS per million profiles (`usage.Bill`).
     `hubspot_latency_ms`: the emulator's median answer time for a 100-input upsert (0: none).
     `timeline`: `(seconds since the first request, status, inputs)` of every HubSpot request, for the plot.
-    `processes`: the ids of the run's processes by role (`bench`, `deliver`: every worker it ran,
+    `processes`: the ids of the run's processes by role (`bench`, `deliver` and `ingest`: every worker they ran,
     `moto_server`, `dynalite`), all of them gone once `run_bench` returns but `bench`.
     """
 
@@ -104,6 +106,8 @@ class BenchResult:
     moto_server_cpu_s: float | None
     dynalite_cpu_s: float | None
     cpu_ms_per_contact: float
+    ingest_cpu_ms_per_contact: float
+    deliver_cpu_ms_per_contact: float
     sqs_requests: float
     dynamodb_read_units: int
     dynamodb_write_units: int
@@ -264,11 +268,12 @@ def run_bench(
             )
         )
         # Started once the pipeline has set the functions' environment (the handler reads it at load).
-        environments = stack.enter_context(deliver_environments(MAX_CONCURRENCY, strategy, dict(os.environ)))
+        environments = stack.enter_context(
+            function_environments(MAX_CONCURRENCY, "deliver", strategy, dict(os.environ))
+        )
+        [ingest_function] = stack.enter_context(function_environments(1, "ingest", strategy, dict(os.environ)))
+        pipeline.ingest_handler = ingest_function
         usage_before = meter.usage.units.copy()
-
-        def our_cpu() -> float:
-            return time.thread_time() - meter.thread_counting_cpu_s()
 
         mapping = EventSourceMapping(
             pipeline.sqs,
@@ -286,13 +291,13 @@ def run_bench(
                 environment.close()
 
         def ingest(body: bytes) -> None:
-            started, sqs_before, cpu_before = time.perf_counter(), meter.thread_sqs_s(), our_cpu()
+            started, sqs_before, cpu_before = time.perf_counter(), ingest_function.sqs_s, ingest_function.cpu_s
             answer = pipeline.ingest(body)
             if answer["status"] != 202 or answer["body"]["rejected"]:
                 raise RuntimeError(f"ingest refused bench profiles: {answer}")
             ingest_ms.append((time.perf_counter() - started) * 1000)
-            ingest_sqs_ms.append((meter.thread_sqs_s() - sqs_before) * 1000)
-            ingest_cpu_s.append(our_cpu() - cpu_before)
+            ingest_sqs_ms.append((ingest_function.sqs_s - sqs_before) * 1000)
+            ingest_cpu_s.append(ingest_function.cpu_s - cpu_before)
 
         with _progress(emulator, strategy, progress):
             moto_cpu_before = aws.cpu_s()
@@ -305,12 +310,13 @@ def run_bench(
             moto_cpu_s = _cpu_used(aws, moto_cpu_before)
             dynalite_cpu_s = _cpu_used(dynalite_server, dynalite_cpu_before)
         cpu_s = sum(ingest_cpu_s) + stats.handler_cpu_s
-        units = meter.usage.units - usage_before + total_units(environments)
+        units = meter.usage.units - usage_before + total_units([*environments, ingest_function])
         requests = list(emulator.requests)
         accounting = pipeline.accounting()
         processes = {
             "bench": [os.getpid()],
             "deliver": [pid for environment in environments for pid in environment.pids],
+            "ingest": list(ingest_function.pids),
             "moto_server": [aws.pid],
             "dynalite": [dynalite_server.pid] if dynalite_server is not None else [],
         }
@@ -350,6 +356,8 @@ def run_bench(
         moto_server_cpu_s=moto_cpu_s,
         dynalite_cpu_s=dynalite_cpu_s,
         cpu_ms_per_contact=round(cpu_s * 1000 / profiles, 3),
+        ingest_cpu_ms_per_contact=round(sum(ingest_cpu_s) * 1000 / profiles, 3),
+        deliver_cpu_ms_per_contact=round(stats.handler_cpu_s * 1000 / profiles, 3),
         sqs_requests=round(units["sqs_requests"], 1),
         dynamodb_read_units=units["dynamodb_read_units"],
         dynamodb_write_units=units["dynamodb_write_units"],

@@ -9,7 +9,7 @@ their visibility timeout; an empty or missing list means success; a malformed id
 exception fails the whole batch); deletion of the records that succeeded; the queue's redrive policy moving
 a message to the dead-letter queue once it has been received `maxReceiveCount` times; and
 `ScalingConfig.MaximumConcurrency`: given one handler per execution environment (a handler module's, or a
-`deliver_worker.DeliverEnvironment`, a process of its own), one poller per environment runs in its own
+`function_worker.FunctionEnvironment`, a process of its own), one poller per environment runs in its own
 thread on the same queue. Visibility timeouts are shortened to 0 on failure so a local run
 does not wait minutes. Delayed messages (requeued by the function for back-pressure) are waited for, up to
 `max_wait_s`. A drain ends only once the queue holds no message in any state (visible, delayed, in flight;
@@ -204,7 +204,7 @@ class EventSourceMapping:
         queue_url: the source queue.
         handler: the deliver function's `lambda_handler`, or one `lambda_handler` per concurrent execution
             environment (`MaximumConcurrency` = their number; each gets a poller thread of its own); any
-            callable `(event, context) -> response` (`deliver_worker.DeliverEnvironment`).
+            callable `(event, context) -> response` (`function_worker.FunctionEnvironment`).
         batch_size: the mapping's `BatchSize`.
         function_timeout_s: the function's timeout, in seconds (the context's deadline).
         max_invocations: a safety stop for a run that never drains (all pollers together).
@@ -216,7 +216,7 @@ class EventSourceMapping:
         chaos: seeded failures of the mapping (`MappingChaos`); None for a well-behaved mapping.
         cpu_clock: the CPU seconds that count as the handler's, read on the poller's thread around each
             invocation (`time.thread_time`; the bench's handlers run in workers that report their CPU:
-            `deliver_worker.invocations_cpu_s`).
+            `function_worker.invocations_cpu_s`).
     """
 
     def __init__(

@@ -1,12 +1,14 @@
-"""Deliver execution environments as processes of their own, as Lambda runs them (`bench`).
+"""The functions' execution environments as processes of their own, as Lambda runs them (`bench`).
 
-Each `DeliverEnvironment` is a Python process started as `python -m hubspot_local.deliver_worker` (a fresh
-interpreter, as at a cold start: nothing is forked from the bench, whose threads are running by then) that
-loads the deliver handler module once, then runs the invocations sent to it one at a time, over a
-socketpair (`multiprocessing.connection`, pickled messages). The event source mapping stand-in calls the
-`DeliverEnvironment` as it would call the handler: it sends the batch event and the time left before the
-function's timeout (the worker's `LambdaContext.get_remaining_time_in_millis()` counts down from it) and gets
-back the handler's partial batch response.
+Each `FunctionEnvironment` is a Python process started as `python -m hubspot_local.function_worker --function
+deliver|ingest` (a fresh interpreter, as at a cold start: nothing is forked from the bench, whose threads are
+running by then) that loads the function's handler module once, then runs the invocations sent to it one at
+a time, over a socketpair (`multiprocessing.connection`, pickled messages). The bench calls a
+`FunctionEnvironment` as it would call the handler: the event source mapping stand-in sends a deliver
+environment each batch event, the local pipeline sends the ingest environment each API Gateway event, with
+the time left before the function's timeout (the worker's `LambdaContext.get_remaining_time_in_millis()`
+counts down from it), and gets back the handler's response. So no stand-in shares an interpreter with a
+function: in AWS the ingest function never waits for the deliver functions' CPU, or for the bench's.
 
 What Lambda does when a sandbox fails, it does too: an invocation that outlives its timeout (by more than
 `TIMEOUT_GRACE_S`, for the exchange) has its process killed and raises `InvocationKilled` (the mapping then
@@ -17,13 +19,13 @@ handler that raises inside the worker raises `InvocationError` here, with the wo
 
 Each worker counts its AWS calls client side (`usage.ClientMeter`) and measures its CPU time during each
 invocation (`time.process_time()`: every thread of the process, the handler's and its pools', less what
-the counting took); both come back with each result. Its stdout (Powertools' logs and metrics) goes to
-`/dev/null`; its stderr is the bench's.
+the counting took) and the wall time of its SQS calls; all of it comes back with each result. Its stdout
+(Powertools' logs and metrics) goes to `/dev/null`; its stderr is the bench's.
 
 Messages: to the worker `(event, remaining_s, aws_request_id)` per invocation, `None` to stop; from it
 `("ready", pid)` once loaded (or `("failed", traceback)`), then per invocation `(outcome, response,
-cpu_s, units)`: outcome `ok` (response: the handler's return value) or `raised` (response: the
-traceback), `cpu_s` in seconds, `units` the `AwsUsage` units of its calls (`sqs_requests`, ...).
+cpu_s, sqs_s, units)`: outcome `ok` (response: the handler's return value) or `raised` (response: the
+traceback), `cpu_s` and `sqs_s` in seconds, `units` the `AwsUsage` units of its calls (`sqs_requests`, ...).
 """
 
 import argparse
@@ -45,7 +47,8 @@ from hubspot_local.event_source_mapping import InvocationKilled
 from hubspot_local.lambda_runtime import LambdaContext, load_handler_module
 from hubspot_local.usage import ClientMeter, metering
 
-STRATEGIES = ("ours", "peer")  # bench.py: `peer` turns the HubSpot client's pacer off
+FUNCTIONS = ("deliver", "ingest")
+STRATEGIES = ("ours", "peer")  # bench.py: `peer` turns the deliver function's HubSpot pacer off
 LOAD_TIMEOUT_S = 120.0  # a cold start: imports and the handler module's load, on a busy machine
 TIMEOUT_GRACE_S = 1.0  # past the function's timeout, for the exchange with the worker, before it is killed
 STOP_TIMEOUT_S = 5.0
@@ -59,31 +62,34 @@ class InvocationError(Exception):
 
 def invocations_cpu_s() -> float:
     """CPU seconds the calling thread's invocations have spent in their workers so far: the event source
-    mapping's `cpu_clock` for handlers that are `DeliverEnvironment`s."""
+    mapping's `cpu_clock` for handlers that are `FunctionEnvironment`s."""
     return getattr(_charged, "cpu_s", 0.0)
 
 
-class DeliverEnvironment:
-    """One deliver execution environment in a process of its own; call it as the handler (module doc).
+class FunctionEnvironment:
+    """One execution environment of a function in a process of its own; call it as the handler (module doc).
 
     Args:
-        strategy: `ours`, or `peer` (the HubSpot client's pacer off, `bench.py`).
+        function: `deliver` or `ingest`.
+        strategy: `ours`, or `peer` (the deliver function's HubSpot pacer off, `bench.py`).
         env: the worker's environment variables (the handler reads its settings from them at load).
 
-    `cpu_s` and `units`: the CPU seconds and AWS units of every invocation that returned, so far.
-    `pids`: every process it has run, the current one last (a new one after a failure). Call `close` when done.
+    `cpu_s`, `sqs_s` and `units`: the CPU seconds, seconds in SQS calls and AWS units of every invocation
+    that returned, so far. `pids`: every process it has run, the current one last (a new one after a
+    failure). Call `close` when done.
     """
 
-    def __init__(self, strategy: str, env: dict[str, str]) -> None:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}")
-        self._strategy, self._env = strategy, dict(env)
+    def __init__(self, function: str, strategy: str, env: dict[str, str]) -> None:
+        if function not in FUNCTIONS or strategy not in STRATEGIES:
+            raise ValueError(f"unknown function {function!r} or strategy {strategy!r}")
+        self._function, self._strategy, self._env = function, strategy, dict(env)
         self._process: subprocess.Popen | None = None
         self._connection: Connection | None = None
         self._lock = threading.Lock()  # one invocation at a time
         self._process_lock = threading.Lock()  # starting and stopping the process
         self._closed = False
         self.cpu_s = 0.0
+        self.sqs_s = 0.0
         self.units: Counter[str] = Counter()
         self.pids: list[int] = []
 
@@ -95,11 +101,12 @@ class DeliverEnvironment:
         """
         with self._process_lock:
             if self._closed:
-                raise RuntimeError("the deliver execution environment was closed")
+                raise RuntimeError(f"the {self._function} execution environment was closed")
             ours, theirs = socket.socketpair()
             with theirs:
                 fd = theirs.fileno()
-                command = [sys.executable, "-m", __name__, "--fd", str(fd), "--strategy", self._strategy]
+                command = [sys.executable, "-m", __name__, "--fd", str(fd), "--function", self._function]
+                command += ["--strategy", self._strategy]
                 self._process = subprocess.Popen(  # noqa: S603 - this interpreter, our own module
                     command, pass_fds=[fd], env=self._env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
                 )
@@ -116,12 +123,13 @@ class DeliverEnvironment:
         assert self._connection is not None, "start() first"
         try:
             if not self._connection.poll(timeout_s):
-                raise RuntimeError(f"the deliver execution environment did not load within {timeout_s:.0f} s")
+                raise RuntimeError(f"the {self._function} execution environment did not load within {timeout_s:.0f} s")
             message = self._connection.recv()
         except (EOFError, OSError):
-            raise RuntimeError(f"the deliver execution environment exited while loading: {self._ended()}") from None
+            ended = self._ended()
+            raise RuntimeError(f"the {self._function} execution environment exited while loading: {ended}") from None
         if message[0] != "ready":
-            raise RuntimeError(f"the deliver handler failed to load:\n{message[1]}")
+            raise RuntimeError(f"the {self._function} handler failed to load:\n{message[1]}")
 
     @property
     def pid(self) -> int | None:
@@ -142,14 +150,17 @@ class DeliverEnvironment:
                 if not connection.poll(remaining_s + TIMEOUT_GRACE_S):
                     self._kill()
                     raise InvocationKilled("the invocation timed out")
-                outcome, response, cpu_s, units = connection.recv()
+                outcome, response, cpu_s, sqs_s, units = connection.recv()
             except (EOFError, OSError):
                 if self._closed:  # stopped by `close`: the run is ending
                     raise InvocationKilled("its execution environment was stopped") from None
                 ended = self._ended()
                 self._kill()
-                raise RuntimeError(f"the deliver execution environment exited during the invocation: {ended}") from None
+                raise RuntimeError(
+                    f"the {self._function} execution environment exited during the invocation: {ended}"
+                ) from None
             self.cpu_s += cpu_s
+            self.sqs_s += sqs_s
             self.units.update(units)
             _charged.cpu_s = invocations_cpu_s() + cpu_s
             if outcome != "ok":
@@ -199,14 +210,16 @@ class DeliverEnvironment:
 
 
 @contextmanager
-def deliver_environments(count: int, strategy: str, env: dict[str, str]) -> Iterator[list[DeliverEnvironment]]:
-    """`count` deliver execution environments, loaded (in parallel) and ready; all stopped at the end, however
-    it ends.
+def function_environments(
+    count: int, function: str, strategy: str, env: dict[str, str]
+) -> Iterator[list[FunctionEnvironment]]:
+    """`count` execution environments of `function`, loaded (in parallel) and ready; all stopped at the end,
+    however it ends.
 
     Raises:
-        RuntimeError: one of them failed to load (`DeliverEnvironment.wait_ready`).
+        RuntimeError: one of them failed to load (`FunctionEnvironment.wait_ready`).
     """
-    environments = [DeliverEnvironment(strategy, env) for _ in range(count)]
+    environments = [FunctionEnvironment(function, strategy, env) for _ in range(count)]
     try:
         for environment in environments:
             environment.start()
@@ -218,19 +231,19 @@ def deliver_environments(count: int, strategy: str, env: dict[str, str]) -> Iter
             environment.close()
 
 
-def total_units(environments: Sequence[DeliverEnvironment]) -> Counter[str]:
+def total_units(environments: Sequence[FunctionEnvironment]) -> Counter[str]:
     """The AWS units of every invocation of `environments` that returned."""
     return sum((environment.units for environment in environments), Counter())
 
 
-def _serve(connection: Connection, strategy: str) -> None:
+def _serve(connection: Connection, function: str, strategy: str) -> None:
     """The worker: load the handler once, then run invocations until told to stop or the bench is gone."""
     meter = ClientMeter()
     warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
     with metering(meter):
         try:
-            module = load_handler_module("deliver")
-            if strategy == "peer":
+            module = load_handler_module(function)
+            if function == "deliver" and strategy == "peer":
                 from hubspot_destination.hubspot.pacing import Pacer
 
                 module._client().pacer = Pacer(None)  # no pacing: as fast as the calls in flight allow
@@ -246,27 +259,31 @@ def _serve(connection: Connection, strategy: str) -> None:
             if message is None:
                 return
             event, remaining_s, request_id = message
-            context = LambdaContext("DeliverFunction", remaining_s, aws_request_id=request_id)
+            context = LambdaContext(f"{function.capitalize()}Function", remaining_s, aws_request_id=request_id)
             units_before, counting_before = meter.usage.units.copy(), meter.counting_cpu_s()
+            sqs_before = meter.thread_sqs_s()
             cpu_before = time.process_time()
             try:
                 outcome, response = "ok", module.lambda_handler(event, context)
             except Exception:
                 outcome, response = "raised", traceback.format_exc()
             cpu_s = time.process_time() - cpu_before - (meter.counting_cpu_s() - counting_before)
-            connection.send((outcome, response, cpu_s, dict(meter.usage.units - units_before)))
+            sqs_s = meter.thread_sqs_s() - sqs_before  # the handler's own thread (ingest sends from it)
+            connection.send((outcome, response, cpu_s, sqs_s, dict(meter.usage.units - units_before)))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m hubspot_local.deliver_worker --fd N --strategy ours|peer` (started by `DeliverEnvironment`)."""
-    parser = argparse.ArgumentParser(prog="hubspot_local.deliver_worker")
+    """`python -m hubspot_local.function_worker --fd N --function deliver|ingest --strategy ours|peer`
+    (started by `FunctionEnvironment`)."""
+    parser = argparse.ArgumentParser(prog="hubspot_local.function_worker")
     parser.add_argument("--fd", type=int, required=True, help="this end of the socketpair")
+    parser.add_argument("--function", choices=FUNCTIONS, required=True)
     parser.add_argument("--strategy", choices=STRATEGIES, default="ours")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the bench stops its workers
     connection = Connection(args.fd)
     try:
-        _serve(connection, args.strategy)
+        _serve(connection, args.function, args.strategy)
     finally:
         connection.close()
 

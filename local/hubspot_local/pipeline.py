@@ -290,6 +290,10 @@ class LocalPipeline:
         with contextlib.redirect_stdout(self._handler_output):
             self.ingest_module = load_handler_module("ingest")
             self.deliver_module = load_handler_module("deliver")
+        # Where `invoke_ingest` sends requests: the module loaded here, or (the bench) an execution environment
+        # in a process of its own (`function_worker.FunctionEnvironment`), started once the functions'
+        # environment variables above are set.
+        self.ingest_handler: Callable[[dict, LambdaContext], dict] = self.ingest_module.lambda_handler
         self.hubspot_client = HubSpotClient(lambda refresh=False: self._token, base_url=base_url)
 
     def set_sender_credentials(self, bearer_tokens: list[str], signing_secrets: list[str]) -> None:
@@ -317,7 +321,7 @@ class LocalPipeline:
             The handler's response: `{"statusCode", "multiValueHeaders", "body", "isBase64Encoded", ...}`.
         """
         with contextlib.redirect_stdout(self._handler_output):
-            response = self.ingest_module.lambda_handler(event, LambdaContext("IngestFunction", 10))
+            response = self.ingest_handler(event, LambdaContext("IngestFunction", 10))
         body = response.get("body") or ""
         try:
             parsed = json.loads(body)

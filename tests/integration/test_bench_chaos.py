@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
+import pytest
 from moto import mock_aws
 
 from hubspot_destination.domain.audiences import audience_property_name
@@ -44,7 +45,11 @@ def test_bench_reports_its_figures_and_delivers_every_profile(pipeline_env):
     assert 0 < result["limit_utilization"] <= 1
     assert 0 < result["ingest_ms_p50"] <= result["ingest_ms_p99"]
     assert 0 <= result["ingest_sqs_ms_p50"] <= result["ingest_sqs_ms_p99"] <= result["ingest_ms_p99"]
-    assert result["cpu_ms_per_contact"] > 0
+    assert result["ingest_cpu_ms_per_contact"] > 0
+    assert result["deliver_cpu_ms_per_contact"] > 0
+    assert result["cpu_ms_per_contact"] == pytest.approx(
+        result["ingest_cpu_ms_per_contact"] + result["deliver_cpu_ms_per_contact"], abs=0.002
+    )
     assert result["deliver_busy_s"] > 0
     # The stand-ins are processes of their own: their CPU is theirs (DynamoDB is moto's server here).
     assert result["moto_server_cpu_s"] > 0
@@ -57,12 +62,15 @@ def test_bench_reports_its_figures_and_delivers_every_profile(pipeline_env):
     assert result["cost_per_million_usd"] >= 0.125 + 3 * 0.625
     assert len(bench.timeline) == result["hubspot_requests"]
     assert bench.timeline[0][0] == 0.0
-    # Each deliver execution environment was a process of its own, and none of the run's processes is left.
-    deliver = bench.processes["deliver"]
+    # Each function's execution environment was a process of its own, and none of the run's processes is left.
+    deliver, ingest = bench.processes["deliver"], bench.processes["ingest"]
     assert len(set(deliver)) == len(deliver) >= 2
+    assert len(ingest) == 1
     assert bench.processes["bench"] == [os.getpid()]
-    assert os.getpid() not in deliver + bench.processes["moto_server"]
-    assert not [pid for pid in deliver + bench.processes["moto_server"] if process_cpu_s(pid) is not None]
+    others = deliver + ingest + bench.processes["moto_server"]
+    assert os.getpid() not in others
+    assert len(set(others)) == len(others)
+    assert not [pid for pid in others if process_cpu_s(pid) is not None]
 
 
 def test_bench_command_compares_with_the_peer_in_one_json_object(pipeline_env):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from hubspot_local.bench import run_bench
-from hubspot_local.deliver_worker import InvocationError, deliver_environments, invocations_cpu_s, total_units
 from hubspot_local.event_source_mapping import EventSourceMapping, InvocationKilled
+from hubspot_local.function_worker import InvocationError, function_environments, invocations_cpu_s, total_units
 from hubspot_local.harness import thread_safe_moto
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import DEPLOYED, LocalPipeline
@@ -96,7 +96,7 @@ def test_moto_s_server_runs_the_pipeline_s_aws_as_a_process_of_its_own(aws_pipel
 
 def test_each_deliver_environment_is_a_process_of_its_own_that_loads_once(aws_pipeline, activation_body):
     aws_pipeline.ingest(activation_body)
-    with deliver_environments(2, "ours", dict(os.environ)) as environments:
+    with function_environments(2, "deliver", "ours", dict(os.environ)) as environments:
         pids = [environment.pid for environment in environments]
         mapping = EventSourceMapping(
             aws_pipeline.sqs,
@@ -121,7 +121,7 @@ def test_each_deliver_environment_is_a_process_of_its_own_that_loads_once(aws_pi
 
 
 def test_a_frozen_environment_is_killed_at_its_timeout_and_the_next_invocation_gets_a_new_one(aws_pipeline):
-    with deliver_environments(1, "ours", dict(os.environ)) as [environment]:
+    with function_environments(1, "deliver", "ours", dict(os.environ)) as [environment]:
         frozen = environment.pid
         assert frozen is not None
         os.kill(frozen, signal.SIGSTOP)
@@ -133,7 +133,7 @@ def test_a_frozen_environment_is_killed_at_its_timeout_and_the_next_invocation_g
 
 
 def test_an_environment_that_dies_during_an_invocation_fails_it_and_the_next_gets_a_new_one(aws_pipeline):
-    with deliver_environments(1, "ours", dict(os.environ)) as [environment]:
+    with function_environments(1, "deliver", "ours", dict(os.environ)) as [environment]:
         dying = environment.pid
         assert dying is not None
         os.kill(dying, signal.SIGSTOP)  # so that it is still in the invocation when it dies
@@ -157,7 +157,7 @@ def test_an_environment_that_dies_during_an_invocation_fails_it_and_the_next_get
 
 
 def test_a_handler_that_raises_in_its_environment_is_an_invocation_error_and_the_environment_stays(aws_pipeline):
-    with deliver_environments(1, "ours", dict(os.environ)) as [environment]:
+    with function_environments(1, "deliver", "ours", dict(os.environ)) as [environment]:
         before = environment.pid
         with pytest.raises(InvocationError, match="KeyError"):
             environment({"Records": [{"body": "no message id"}]}, context())
