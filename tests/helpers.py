@@ -1,13 +1,17 @@
-"""The invariant every test that pushes profiles through a `LocalPipeline` checks first, once delivery is over:
-each profile sent was refused at ingest, written to HubSpot or dead-lettered, and nothing is left on the queue.
+"""Helpers the tests share.
 
+First the invariant every test that pushes profiles through a `LocalPipeline` checks, once delivery is over:
+each profile sent was refused at ingest, written to HubSpot or dead-lettered, and nothing is left on the queue.
 It is checked before the test's own assertions so that a fault of the harness (a drain that ended with
-messages still on the queue) is reported as such, not as a profile the product lost.
+messages still on the queue) is reported as such, not as a profile the product lost. Then a lease race the
+DynamoDB stand-ins both run, and the bad sender credentials both routes of the ingest function refuse.
 """
 
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from hubspot_destination.ingest.signature import sign
 from hubspot_local.accounting import Accounting
 from hubspot_local.pipeline import LocalPipeline
 
@@ -82,3 +86,22 @@ def lease_while_a_rival_takes_two(
 
     emails = [f"u{i}@example.com" for i in range(10)]
     return versions(transact_write_items=transact_write_items).acquire(emails), sizes, set(emails), held
+
+
+def _signed_now(event: dict, secret: str, age_s: int = 0) -> None:
+    body = (event.get("body") or "").encode()
+    event["headers"]["X-Signature"] = sign(secret, int(time.time()) - age_s, body)
+
+
+# The ways a sender's credentials fail, which both routes of the ingest function answer with 401: `(id,
+# change)`, `change(event, signing_secret)` altering an API Gateway event `proxy_event` signed with the secret.
+BAD_CREDENTIALS: list[tuple[str, Callable[[dict, str], object]]] = [
+    ("missing", lambda event, secret: event["headers"].pop("X-Signature")),
+    ("wrong-signature", lambda event, secret: event["headers"].update(
+        {"X-Signature": event["headers"]["X-Signature"].replace("v1=", "v1=0")}
+    )),
+    ("wrong-bearer", lambda event, secret: event["headers"].update({"Authorization": "Bearer guess"})),
+    ("wrong-secret", lambda event, secret: _signed_now(event, "not-the-secret-0123456789")),
+    ("stale", lambda event, secret: _signed_now(event, secret, age_s=301)),
+    ("body-not-signed", lambda event, secret: event.update({"body": (event.get("body") or "") + " "})),
+]  # fmt: skip

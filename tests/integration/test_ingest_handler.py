@@ -10,6 +10,7 @@ from hubspot_destination.ingest.signature import sign
 from hubspot_local.lambda_runtime import LambdaContext
 from hubspot_local.pipeline import proxy_event
 from tests.conftest import EVENTS, bodies, queued_messages
+from tests.helpers import BAD_CREDENTIALS
 
 
 def call(pipeline, event):
@@ -48,29 +49,14 @@ def test_bearer_key_is_accepted(pipeline, activation_body):
     assert call(pipeline, event)[0] == 202
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda e: e["headers"].pop("X-Signature"),
-        lambda e: e["headers"].update({"X-Signature": e["headers"]["X-Signature"].replace("v1=", "v1=0")}),
-        lambda e: e["headers"].update({"Authorization": "Bearer guess"}),
-        lambda e: e.update({"body": e["body"].replace("Ana", "Eva")}),
-    ],
-    ids=["missing", "wrong-signature", "wrong-bearer", "tampered-body"],
-)
+@pytest.mark.parametrize("mutate", [change for _, change in BAD_CREDENTIALS], ids=[i for i, _ in BAD_CREDENTIALS])
 def test_unauthenticated_requests_get_401_and_nothing_is_enqueued(pipeline, activation_body, mutate):
     event = proxy_event(activation_body, pipeline.signing_secret)
-    mutate(event)
+    mutate(event, pipeline.signing_secret)
     status, body = call(pipeline, event)
     assert status == 401
     assert body["error"] == "UNAUTHORIZED"
     assert queued_messages(pipeline) == []
-
-
-def test_stale_signature_is_refused(pipeline, activation_body):
-    event = proxy_event(activation_body, pipeline.signing_secret)
-    event["headers"]["X-Signature"] = sign(pipeline.signing_secret, int(time.time()) - 301, activation_body)
-    assert call(pipeline, event)[0] == 401
 
 
 def test_base64_body_is_verified_over_the_decoded_bytes(pipeline, activation_body):
