@@ -10,7 +10,7 @@ assumption, docs/emulator.md). Each function's execution environment is a proces
 (`stand_ins.py`): SQS and Secrets Manager are moto's server, DynamoDB dynalite or moto's server; the
 functions reach them through botocore's service endpoints, as they would reach AWS. So the functions'
 interpreters do the functions' work only, and this one the stand-ins' (the API Gateway stand-in, the
-mapping, the emulator: `harness.functions_share_fairly`). Delivery starts with the first request, so the
+mapping, the emulator: `harness.stand_ins_share_fairly`). Delivery starts with the first request, so the
 queue stays shallow (moto's SQS costs O(queue depth) per call).
 
 AWS calls are counted (`usage.ClientMeter`) where they are made: here (the mapping's), and in each function
@@ -37,7 +37,7 @@ from hubspot_local.emulator.faults import Latency
 from hubspot_local.emulator.ratelimit import TIERS
 from hubspot_local.event_source_mapping import EventSourceMapping
 from hubspot_local.function_worker import function_environments, invocations_cpu_s, total_units
-from hubspot_local.harness import environment, feed_and_drain, functions_share_fairly, percentile
+from hubspot_local.harness import environment, feed_and_drain, percentile, stand_ins_share_fairly
 from hubspot_local.pipeline import DEPLOYED, EMULATOR_TOKEN, LocalPipeline
 from hubspot_local.stand_ins import StandIn, dynalite, moto_server
 from hubspot_local.usage import Bill, ClientMeter, metering
@@ -249,7 +249,7 @@ def run_bench(
     with contextlib.ExitStack() as stack:
         stack.enter_context(_sigterm_interrupts())
         output = stack.enter_context(open(os.devnull, "w"))
-        stack.enter_context(functions_share_fairly())
+        stack.enter_context(stand_ins_share_fairly())
         meter = stack.enter_context(metering(ClientMeter()))  # this process's calls: ingest's, the mapping's
         aws = stack.enter_context(moto_server())
         dynalite_server = stack.enter_context(dynalite()) if dynamodb == "dynalite" else None

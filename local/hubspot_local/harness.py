@@ -121,12 +121,13 @@ def thread_safe_moto() -> Iterator[AwsUsage]:
 
 
 @contextlib.contextmanager
-def functions_share_fairly() -> Iterator[None]:
-    """While active, the functions hosted as threads of this one interpreter share it more as separate
-    execution environments would (in AWS each runs in its own), for latency measurements:
+def stand_ins_share_fairly() -> Iterator[None]:
+    """While active, the stand-ins hosted as threads of this one interpreter (the bench's: the emulator's
+    request threads, the API Gateway and mapping stand-ins) share it more as separate machines would, for
+    latency measurements:
 
-    - a thread switch interval of 1 ms instead of 5: with delivery threads busy, the default lets them hold
-      the GIL in turns while the ingest thread waits, for hundreds of ms;
+    - a thread switch interval of 1 ms instead of 5: with some threads busy, the default lets them hold the
+      GIL in turns while a thread with a request to answer or to pass on waits, for hundreds of ms;
     - no full garbage collections: they scan the whole heap, moto's tables and the emulator's contacts
       included (hundreds of ms each at 20,000 contacts), inside whichever request allocates next.
       The younger generations are still collected; the process stays a few hundred MB at 20,000 profiles.
