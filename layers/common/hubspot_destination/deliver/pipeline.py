@@ -122,18 +122,19 @@ class Delivery:
         """The batch's audience properties and the catalog, resolved by the first group to ask (the others wait
         for it), or the verdict of the fault that stopped it."""
         with batch.lock:
-            if batch.resolved is None:
-                try:
-                    resolution = self._audiences.resolve(batch.audiences, deadline)
-                    batch.resolved = resolution, self._catalog.current(deadline)
-                except HubSpotError as error:
-                    batch.resolved = fault_verdict(error, self._policy)
-                    batch.halt_on(batch.resolved)
-                    return batch.resolved
-                for audience_id in resolution.conflicts:
-                    with metrics_lock:
-                        metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
-                    logger.error("audience status not written", extra={"audience": audience_id})
+            if batch.resolved is not None:
+                return batch.resolved
+            try:
+                resolution = self._audiences.resolve(batch.audiences, deadline)
+                batch.resolved = resolution, self._catalog.current(deadline)
+            except HubSpotError as error:
+                batch.resolved = fault_verdict(error, self._policy)
+                batch.halt_on(batch.resolved)
+                return batch.resolved
+            for audience_id in resolution.conflicts:
+                with metrics_lock:
+                    metrics.add_metric(name="AudiencePropertyConflicts", unit=MetricUnit.Count, value=1)
+                logger.error("audience status not written", extra={"audience": audience_id})
             return batch.resolved
 
     def _write(self, changes: list[ContactChange], batch: _Batch, deadline: Deadline) -> tuple[list[Built], Settled]:
