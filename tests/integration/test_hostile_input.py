@@ -156,7 +156,6 @@ def test_deep_nesting_inside_a_profile_refuses_that_profile_at_most(pipeline, pl
         "[]",
         "1" * 5000,
         json.dumps(deep(254)),
-        json.dumps({"identityMap": {"email": [{"id": "b@example.com"}]}, "attributes": {"x": deep(300)}}),
         json.dumps({"identityMap": {"email": [{"id": "b@example.com"}], "k" * 1_000_000: []}, "attributes": 5}),
         json.dumps({"identityMap": {"email": [{"id": "b@example.com"}]}, "attributes": {"n": 1}}).replace(
             "1}", "1" * 5000 + "}"
@@ -169,7 +168,6 @@ def test_deep_nesting_inside_a_profile_refuses_that_profile_at_most(pipeline, pl
         "array",
         "huge-int",
         "254-deep",
-        "300-deep-attribute",
         "huge-key",
         "huge-int-attribute",
     ],
@@ -180,6 +178,17 @@ def test_a_profile_that_is_wrong_inside_is_refused_alone_as_invalid_profile(pipe
     assert answer["status"] == 202
     assert answer["body"]["accepted"] == 1
     assert [(r["index"], r["reason"]) for r in answer["body"]["rejected"]] == [(1, "INVALID_PROFILE")]
+    assert [m["email"] for m in bodies(queued_messages(pipeline))] == ["a@example.com"]
+
+
+@pytest.mark.parametrize("value", [deep(300), {"value": deep(300)}], ids=["plain", "wrapped"])
+def test_a_deeply_nested_attribute_is_refused_alone_naming_the_attribute(pipeline, value):
+    bad = {"identityMap": {"email": [{"id": "b@example.com"}]}, "attributes": {"x": value}}
+    answer = pipeline.ingest(json.dumps({"profiles": [profile("a@example.com"), bad]}).encode())
+    assert answer["status"] == 202
+    [rejection] = answer["body"]["rejected"]
+    assert (rejection["index"], rejection["reason"]) == (1, "INVALID_ATTRIBUTE")
+    assert rejection["detail"].startswith("attributes.x: expected")
     assert [m["email"] for m in bodies(queued_messages(pipeline))] == ["a@example.com"]
 
 

@@ -21,9 +21,19 @@ def _body(parts: Sequence[str], attempt: int) -> str:
     return '{"profiles":[' + ",".join(parts) + '],"attempt":' + str(attempt) + "}"
 
 
+def encode_profile(profile: ProfileUpdate) -> str:
+    """One profile update as a message body carries it (compact JSON), for `pack_encoded`."""
+    return profile.model_dump_json()
+
+
 def encode_message(profiles: Sequence[ProfileUpdate], attempt: int = 0) -> str:
     """Serialise profile updates as one queue message body (compact JSON of a `QueueMessage`)."""
-    return _body([profile.model_dump_json() for profile in profiles], attempt)
+    return _body([encode_profile(profile) for profile in profiles], attempt)
+
+
+def message_bytes(part: str, attempt: int = 0) -> int:
+    """The size in bytes of the message body holding one encoded profile (`encode_profile`) alone."""
+    return len(_body([part], attempt).encode())
 
 
 def decode_message(body: str) -> QueueMessage:
@@ -45,12 +55,16 @@ def pack(profiles: Sequence[ProfileUpdate], max_profiles: int, max_bytes: int, a
     Raises:
         ValueError: a single profile does not fit `max_bytes` (ingest rejects those first).
     """
+    return pack_encoded([encode_profile(profile) for profile in profiles], max_profiles, max_bytes, attempt)
+
+
+def pack_encoded(parts: Sequence[str], max_profiles: int, max_bytes: int, attempt: int = 0) -> list[str]:
+    """`pack` for profiles already encoded (`encode_profile`): ingest encodes each once, to check its size."""
     overhead = len(_body([], attempt).encode())
     bodies: list[str] = []
     group: list[str] = []
     size = overhead
-    for profile in profiles:
-        part = profile.model_dump_json()
+    for part in parts:
         length = len(part.encode()) + (1 if group else 0)
         if group and (len(group) == max_profiles or size + length > max_bytes):
             bodies.append(_body(group, attempt))

@@ -13,7 +13,12 @@ from datetime import datetime, timedelta
 from pydantic import ValidationError
 
 from hubspot_destination.domain.identity import InvalidEmailError, contact_email
-from hubspot_destination.domain.messages import DEAD_LETTER_ATTRIBUTES_BYTES, encode_message, pack
+from hubspot_destination.domain.messages import (
+    DEAD_LETTER_ATTRIBUTES_BYTES,
+    encode_profile,
+    message_bytes,
+    pack_encoded,
+)
 from hubspot_destination.domain.profiles import AudienceUpdate, ProfileUpdate
 from hubspot_destination.domain.reasons import Reason
 from hubspot_destination.ingest.body import Unreadable
@@ -42,6 +47,11 @@ def _is_scalar(value: object) -> bool:
     return isinstance(value, str | int | bool) or (isinstance(value, float) and math.isfinite(value))
 
 
+def _membership_path(namespace: str, audience_id: str) -> str:
+    # Made only for a refusal: quoting costs more than the checks.
+    return f"segmentMembership.{excerpt(namespace)}.{excerpt(audience_id)}"
+
+
 def _audiences(profile: Profile, request: ActivationRequest, received_at: datetime) -> dict[str, AudienceUpdate]:
     """Audience statuses of a profile; names come from the membership, else `audiences`, else the id.
 
@@ -53,10 +63,10 @@ def _audiences(profile: Profile, request: ActivationRequest, received_at: dateti
     updates: dict[str, AudienceUpdate] = {}
     for namespace, memberships in profile.segmentMembership.items():
         for audience_id, membership in memberships.items():
-            where = f"segmentMembership.{excerpt(namespace)}.{excerpt(audience_id)}"
             if not audience_id.strip():
-                raise ValueError(f"{where}: the audience id is empty")
+                raise ValueError(f"{_membership_path(namespace, audience_id)}: the audience id is empty")
             if membership.lastQualificationTime > latest:
+                where = _membership_path(namespace, audience_id)
                 raise ValueError(f"{where}.lastQualificationTime: more than a day in the future")
             known = request.audiences.get(audience_id)
             name = membership.name or (known.name if known else None) or audience_id
@@ -148,7 +158,7 @@ def split_profiles(
     later profiles of the same request win when the same contact appears twice; see `request_time`.
     """
     observed_from = request_time(received_at, signed_at, len(request.profiles))
-    accepted: list[ProfileUpdate] = []
+    accepted: list[str] = []  # encoded (`encode_profile`)
     rejections: list[Rejection] = []
     named: set[str] = set()  # the audiences of the profiles accepted so far
     # Room for the reason and detail attributes if the profile is ever dead-lettered on its own.
@@ -165,7 +175,7 @@ def split_profiles(
                 observed_at=observed_from + timedelta(microseconds=index),
                 request_id=request_id,
             )
-            _check_size(update, profile_limit)
+            encoded = _encoded(update, profile_limit)
             new = audiences.keys() - named
             if len(named) + len(new) > max_audiences_per_request:
                 detail = (
@@ -177,8 +187,8 @@ def split_profiles(
             rejections.append(Rejection(index=index, reason=refused.reason, detail=refused.detail))
             continue
         named |= new
-        accepted.append(update)
-    bodies = pack(accepted, max_profiles_per_message, max_message_bytes)
+        accepted.append(encoded)
+    bodies = pack_encoded(accepted, max_profiles_per_message, max_message_bytes)
     return Split(bodies=bodies, accepted=len(accepted), rejected=_within_answer_budget(rejections))
 
 
@@ -231,18 +241,20 @@ def _profile_content(
     return email, attributes, audiences
 
 
-def _check_size(update: ProfileUpdate, limit: int) -> None:
-    """Check that `update` fits a queue message of `limit` bytes.
+def _encoded(update: ProfileUpdate, limit: int) -> str:
+    """`update` encoded for the queue (`encode_profile`), checked to fit a message of `limit` bytes alone.
 
     Raises:
         _Refused: it does not encode (a lone surrogate such as "\\ud800"), or takes more than `limit` bytes.
     """
     try:
-        size = len(encode_message([update]).encode())
+        encoded = encode_profile(update)
+        size = message_bytes(encoded)
     except ValueError:
         raise _Refused(Reason.INVALID_PROFILE, "text that is not valid Unicode") from None
     if size > limit:
         raise _Refused(Reason.PROFILE_TOO_LARGE, f"the profile encodes to {size} bytes; at most {limit}")
+    return encoded
 
 
 def _within_answer_budget(rejections: list[Rejection]) -> list[Rejection]:
