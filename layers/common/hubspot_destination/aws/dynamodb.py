@@ -75,6 +75,7 @@ _LEASE_ROUNDS = 3
 _UNPROCESSED_TRIES = 5
 # A lease with less than this left, in seconds, is written back conditionally.
 _LEASE_MARGIN_S = 10
+_VERSIONS_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one encoder, not one per item
 
 
 def client(max_pool_connections: int) -> "DynamoDBClient":
@@ -130,15 +131,17 @@ class ContactVersions:
         items = self._read(list(keys))
         now_ms = int(self._clock() * 1000)
         until_ms, owner = now_ms + self._lease_s * 1000, uuid.uuid4().hex
-        wanted = []
+        wanted: list[tuple[Lease, str]] = []  # with the versions as stored
         for key, email in keys.items():
             item = items.get(key)
             if item is None:
-                wanted.append(Lease(email, NOTHING_WRITTEN, 1, until_ms, owner))
+                wanted.append((Lease(email, NOTHING_WRITTEN, 1, until_ms, owner), _encode(NOTHING_WRITTEN)))
             elif int(item["lease_until"]["N"]) < now_ms:
-                wanted.append(Lease(email, _versions(item), int(item["seq"]["N"]) + 1, until_ms, owner))
+                stored = item["versions"]["S"]
+                lease = Lease(email, _versions(stored), int(item["seq"]["N"]) + 1, until_ms, owner)
+                wanted.append((lease, stored))
         leasing = Leasing({}, {})
-        puts = [(lease, self._lease_put(lease)) for lease in wanted]
+        puts = [(lease, self._lease_put(lease, stored)) for lease, stored in wanted]
         for leased, failed in self._pool.map(self._lease_all, list(_transactions(puts))):
             leasing.leases.update((lease.email, lease) for lease in leased)
             leasing.failed.update(failed)
@@ -158,7 +161,8 @@ class ContactVersions:
         batched: list[tuple[Lease, dict]] = []
         conditional: list[tuple[Lease, dict]] = []
         for lease in leases:
-            item = self._item(lease, lease.written.merged(written.get(lease.email, NOTHING_WRITTEN)), 0)
+            versions = lease.written.merged(written.get(lease.email, NOTHING_WRITTEN))
+            item = self._item(lease, _encode(versions), 0)
             (batched if lease.until_ms > safe_until_ms else conditional).append((lease, item))
         step = DYNAMODB_WRITE_REQUESTS
         chunks = [batched[start : start + step] for start in range(0, len(batched), step)]
@@ -203,9 +207,10 @@ class ContactVersions:
                 items.update({item["contact"]["S"]: item for item in answer["Responses"].get(self._table, [])})
         return items
 
-    def _lease_put(self, lease: Lease) -> dict:
-        """The transaction's action for one lease: put it if the item is still as read."""
-        item = self._item(lease, lease.written, lease.until_ms)
+    def _lease_put(self, lease: Lease, stored: str) -> dict:
+        """The transaction's action for one lease: put it, with its versions as they were `stored` (JSON), if
+        the item is still as read."""
+        item = self._item(lease, stored, lease.until_ms)
         item["owner"] = {"S": lease.owner}
         put = {"TableName": self._table, "Item": item, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
         if lease.seq == 1:
@@ -302,11 +307,11 @@ class ContactVersions:
         code, message = "ProvisionedThroughputExceededException", f"{operation} left items unprocessed"
         raise ClientError({"Error": {"Code": code, "Message": message}}, operation)
 
-    def _item(self, lease: Lease, versions: WrittenVersions, lease_until_ms: int) -> dict:
-        document = {"attributes": dict(versions.attributes), "audiences": dict(versions.audiences)}
+    def _item(self, lease: Lease, versions: str, lease_until_ms: int) -> dict:
+        """The item of a lease, with its versions encoded (`_encode`)."""
         return {
             "contact": {"S": contact_key(lease.email)},
-            "versions": {"S": json.dumps(document, separators=(",", ":"), sort_keys=True)},
+            "versions": {"S": versions},
             "seq": {"N": str(lease.seq)},
             "lease_until": {"N": str(lease_until_ms)},
             "expires": {"N": str(int(self._clock() + self._ttl_s))},
@@ -338,6 +343,12 @@ def _owner(item: Mapping | None) -> str | None:
     return (item or {}).get("owner", {}).get("S")
 
 
-def _versions(item: dict) -> WrittenVersions:
-    document = json.loads(item["versions"]["S"])
+def _encode(versions: WrittenVersions) -> str:
+    """The item's `versions` string: compact JSON, keys sorted."""
+    return _VERSIONS_JSON.encode({"attributes": dict(versions.attributes), "audiences": dict(versions.audiences)})
+
+
+def _versions(stored: str) -> WrittenVersions:
+    """The versions an item's `versions` string holds."""
+    document = json.loads(stored)
     return WrittenVersions(document["attributes"], document["audiences"])
