@@ -217,3 +217,20 @@ def test_contacts_not_sent_for_lack_of_time_are_requeued_without_counting_an_att
         [requeued] = queued_messages(pipeline)
         assert json.loads(requeued["Body"])["attempt"] == 0
         assert len(json.loads(requeued["Body"])["profiles"]) == 3
+
+
+def test_a_token_refused_mid_batch_stops_every_upsert_not_yet_sent(pipeline_env, monkeypatch):
+    # 400 contacts are four groups, twice the two upserts in flight: all four are leased and waiting to send
+    # when the first answers 401 (each call is tried twice: once more with the token read again).
+    monkeypatch.setenv("HUBSPOT_UPSERTS_IN_FLIGHT", "2")
+    profiles = [{"identityMap": {"email": [{"id": f"t{i}@example.com"}]}} for i in range(400)]
+    # The property read passes; every request after it is refused.
+    faults = FaultConfig(seed=1, revoke_token_after=1, latency={"median_ms": 300, "sigma": 0})
+    with emulator(faults=faults) as hubspot, LocalPipeline(emulator=hubspot, handler_output=io.StringIO()) as pipeline:
+        assert pipeline.ingest(json.dumps({"profiles": profiles}).encode())["status"] == 202
+        stats = pipeline.drain(max_wait_s=0)
+        assert_all_accounted_for(pipeline, queued=400)  # requeued until the token works again
+        assert pipeline.dead_letters() == []
+        upserts = [r for r in hubspot.snapshot()["requests"] if r["path"].endswith("/batch/upsert")]
+    assert {r["status"] for r in upserts} == {401}
+    assert len(upserts) <= 2 * 2 * stats["invocations"]  # the calls in flight when the first 401 came

@@ -13,7 +13,7 @@ from hubspot_destination.aws.sqs import DeadLetter, EnqueueError
 from hubspot_destination.domain.audiences import audience_property_name
 from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.domain.versions import NOTHING_WRITTEN, Lease, Leasing, WrittenVersions
-from hubspot_destination.hubspot.contacts import ContactInput, Outcome, Written
+from hubspot_destination.hubspot.contacts import ContactInput, Failed, Halt, Outcome, Written
 from hubspot_destination.hubspot.errors import HubSpotError
 from hubspot_destination.hubspot.models import Property
 from hubspot_destination.hubspot.properties import AudienceResolution
@@ -25,7 +25,7 @@ def prop(name: str, kind: str = "string", field_type: str = "text", **extra) -> 
 
 class FakeContactWriter:
     """Answers every input with `answer(input, call number)` (default: written); `calls` holds the inputs of
-    each upsert, `portal` what was written."""
+    each upsert sent (one a `Halt` stopped is not), `portal` what was written."""
 
     def __init__(self, answer: Callable[[ContactInput, int], Outcome] | None = None, paused_s: float = 0.0):
         self._answer = answer or (lambda item, call: Written())
@@ -36,12 +36,19 @@ class FakeContactWriter:
     def paused_for(self) -> float:
         return self.paused_s
 
-    def upsert(self, inputs: Sequence[ContactInput], deadline: Deadline) -> dict[str, Outcome]:
+    def upsert(
+        self, inputs: Sequence[ContactInput], deadline: Deadline, halt: Halt | None = None
+    ) -> dict[str, Outcome]:
+        if halt is not None and halt.fault is not None:  # not sent, as HubSpotContacts does
+            return dict.fromkeys((item.email for item in inputs), Failed(halt.fault))
         self.calls.append(list(inputs))
         outcomes = {item.email: self._answer(item, len(self.calls)) for item in inputs}
         for item in inputs:
-            if isinstance(outcomes[item.email], Written):
+            outcome = outcomes[item.email]
+            if isinstance(outcome, Written):
                 self.portal.setdefault(item.email, {}).update(item.properties)
+            elif isinstance(outcome, Failed) and halt is not None:
+                halt.note(outcome.fault)
         return outcomes
 
 

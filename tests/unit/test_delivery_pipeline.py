@@ -299,6 +299,54 @@ def test_a_halting_fault_stops_the_groups_not_yet_started():
         assert len(versions.released) == 100
 
 
+class AnsweredWriter(FakeContactWriter):
+    """Sets `answered` once its first upsert has returned."""
+
+    def __init__(self, answer):
+        super().__init__(answer)
+        self.answered = threading.Event()
+
+    def upsert(self, inputs, deadline, halt=None):
+        outcomes = super().upsert(inputs, deadline, halt)
+        self.answered.set()
+        return outcomes
+
+
+class LateVersions(RecordingVersions):
+    """Waits for `groups` leases to be asked for, then leases the first at once and the others only once
+    `writer` answered its first upsert."""
+
+    def __init__(self, writer, groups):
+        super().__init__()
+        self.writer = writer
+        self.started = threading.Barrier(groups)
+        self.lock = threading.Lock()
+        self.asked = 0
+
+    def acquire(self, emails):
+        self.started.wait(timeout=10)
+        with self.lock:
+            first = self.asked == 0
+            self.asked += 1
+        if not first:
+            assert self.writer.answered.wait(timeout=10)
+        return super().acquire(emails)
+
+
+def test_a_halting_fault_stops_the_upserts_of_groups_already_started():
+    for fault, reason in [(rate_limited("DAILY"), "DAILY_LIMIT"), (HubSpotAuthError(401), "HUBSPOT_AUTH")]:
+        catalog = FakeCatalog(prop("city"))
+        writer = AnsweredWriter(lambda item, call, fault=fault: Failed(fault))
+        # Three groups start at once; the second and third are leased after the first upsert failed.
+        versions = LateVersions(writer, groups=3)
+        delivery = Delivery(writer, catalog, FakeAudiences(catalog), versions, POLICY, groups_in_flight=3)
+        verdicts = when(delivery, *updates(300, city="York"))
+        assert {(v.kind, v.reason) for v in verdicts.values()} == {("requeue", reason)}
+        assert len(versions.acquired) == 3
+        assert len(writer.calls) == 1  # the others were not sent
+        assert len(versions.released) == 300
+
+
 def test_a_property_read_that_fails_fails_every_group_once_and_leaves_the_stale_ones_delivered():
     catalog = FakeCatalog(prop("city"), fail=HubSpotTransientError(503))
     versions = RecordingVersions()

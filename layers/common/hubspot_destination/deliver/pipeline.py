@@ -7,7 +7,7 @@ properties (once for the batch, by the first group with something to write) → 
 classify outcomes → record versions. Verdicts: `delivered`; `requeue` (back-pressure, faults.py); `retry`
 (transient faults); `dead_letter` with a reason for what HubSpot will never accept (`INVALID_EMAIL`,
 `INVALID_VALUE`, `PROPERTY_CONFLICT`). A fault that halts (the daily limit, a refused token) stops the groups
-not yet started.
+not yet started, and the upserts of every group not yet sent (the groups share one `Halt`).
 """
 
 import threading
@@ -37,7 +37,7 @@ from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.domain.profiles import ProfileUpdate
 from hubspot_destination.domain.reasons import Reason
 from hubspot_destination.domain.verdicts import DELIVERED, Verdict
-from hubspot_destination.hubspot.contacts import EMAIL_PROPERTY, Failed, Refused, Written
+from hubspot_destination.hubspot.contacts import EMAIL_PROPERTY, Failed, Halt, Refused, Written
 from hubspot_destination.hubspot.errors import HubSpotError
 from hubspot_destination.hubspot.models import Property
 from hubspot_destination.hubspot.properties import AudienceResolution
@@ -51,18 +51,30 @@ _Resolved = tuple[AudienceResolution, Mapping[str, Property]] | Verdict  # or th
 @dataclass
 class _Batch:
     """What the groups of one `deliver` call share: its audiences (`{id: name}`), their resolution (made
-    once), whether the catalog was read again (once at most), and the verdict of a fault that halts."""
+    once), whether the catalog was read again (once at most), the verdict of a fault that halts, the `Halt`
+    their upserts share, and the verdict of each HubSpot fault (made once: `fault_verdict` counts metrics)."""
 
     audiences: dict[str, str]
     lock: threading.Lock = field(default_factory=threading.Lock)
     resolved: _Resolved | None = None
     refreshed: bool = False
     halt: Verdict | None = None
+    upserts: Halt = field(default_factory=Halt)
+    verdicts: dict[HubSpotError, Verdict] = field(default_factory=dict)
+    verdicts_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def halt_on(self, verdict: Verdict) -> None:
         """Stop the groups not yet started when the verdict is one of `HALTS` (faults.py)."""
         if verdict.reason in HALTS:
             self.halt = verdict
+
+    def verdict_of(self, fault: HubSpotError, policy: DeliveryPolicy) -> Verdict:
+        """The verdict for a fault, the same for every group it failed (an upsert the `Halt` skipped fails
+        with the fault of the call that halted it, maybe another group's)."""
+        with self.verdicts_lock:
+            if fault not in self.verdicts:
+                self.verdicts[fault] = fault_verdict(fault, policy)
+            return self.verdicts[fault]
 
 
 class Delivery:
@@ -128,7 +140,7 @@ class Delivery:
                 resolution = self._audiences.resolve(batch.audiences, deadline)
                 batch.resolved = resolution, self._catalog.current(deadline)
             except HubSpotError as error:
-                batch.resolved = fault_verdict(error, self._policy)
+                batch.resolved = batch.verdict_of(error, self._policy)
                 batch.halt_on(batch.resolved)
                 return batch.resolved
             for audience_id in resolution.conflicts:
@@ -167,8 +179,8 @@ class Delivery:
         for _ in range(_MAX_ROUNDS):
             if not ready:
                 break
-            outcomes = self._contacts.upsert([built.input for built in ready], deadline)
-            faults: dict[int, Verdict] = {}  # one verdict per fault: it counts metrics
+            outcomes = self._contacts.upsert([built.input for built in ready], deadline, batch.upserts)
+            faults: list[Verdict] = []
             resend = []
             for built in ready:
                 email, outcome = built.change.email, outcomes.get(built.change.email)
@@ -176,7 +188,8 @@ class Delivery:
                     accepted.append(built)
                     settled[email] = DELIVERED
                 elif isinstance(outcome, Failed):
-                    settled[email] = faults.setdefault(id(outcome.fault), fault_verdict(outcome.fault, self._policy))
+                    settled[email] = batch.verdict_of(outcome.fault, self._policy)
+                    faults.append(settled[email])
                 elif not isinstance(outcome, Refused):
                     settled[email] = Verdict("retry", Reason.UNACCOUNTED, "HubSpot's answer did not mention this input")
                 elif EMAIL_PROPERTY in outcome.problems:
@@ -193,7 +206,7 @@ class Delivery:
                         settled[email] = refusal
                     else:
                         resend.append(again)
-            halt = next((verdict for verdict in faults.values() if verdict.reason in HALTS), None)
+            halt = next((verdict for verdict in faults if verdict.reason in HALTS), None)
             if halt is not None:
                 batch.halt_on(halt)
                 settled |= {built.change.email: halt for built in resend}

@@ -10,7 +10,7 @@ from hubspot_destination.domain.deadline import Deadline
 from hubspot_destination.domain.profiles import ProfileUpdate
 from hubspot_destination.domain.verdicts import Verdict
 from hubspot_destination.domain.versions import Lease, Leasing, WrittenVersions
-from hubspot_destination.hubspot.contacts import ContactInput, Outcome
+from hubspot_destination.hubspot.contacts import ContactInput, Halt, Outcome
 from hubspot_destination.hubspot.models import Property
 from hubspot_destination.hubspot.properties import AudienceResolution
 
@@ -20,8 +20,11 @@ class ContactWriter(Protocol):
         """Seconds HubSpot must not be called for (the daily limit), 0 when it may be."""
         ...
 
-    def upsert(self, inputs: Sequence[ContactInput], deadline: Deadline) -> dict[str, Outcome]:
-        """Write the contacts; one outcome per email, whatever happened."""
+    def upsert(
+        self, inputs: Sequence[ContactInput], deadline: Deadline, halt: Halt | None = None
+    ) -> dict[str, Outcome]:
+        """Write the contacts; one outcome per email, whatever happened. A halting fault (the daily limit, a
+        refused token) met by any `upsert` given the same `halt` fails the calls not yet sent with it."""
         ...
 
 

@@ -10,7 +10,8 @@ What HubSpot means is handled here, so the delivery logic sees outcomes, not HTT
 - a 400 for the whole call (one bad input spoils the batch) is bisected until the bad inputs stand alone;
 - a `TEN_SECONDLY_ROLLING` 429 is waited out when the deadline allows, and sent again;
 - any other fault fails every input of the call (`Failed`), and a `DAILY` 429 or a refused token stops the
-  calls of this `upsert` not yet started (they would fail the same way).
+  calls not yet started (they would fail the same way): those of this `upsert`, and of every `upsert` given
+  the same `Halt` (the delivery pipeline's groups share one per batch).
 """
 
 import json
@@ -105,6 +106,19 @@ def _halts(fault: HubSpotError) -> bool:
     )
 
 
+class Halt:
+    """The fault that stops the `batch/upsert` calls not yet sent by the `upsert`s sharing it (threads): the
+    first daily limit or refused token one of them met. A call skipped so fails its inputs with that fault."""
+
+    def __init__(self) -> None:
+        self.fault: HubSpotError | None = None
+
+    def note(self, fault: HubSpotError) -> None:
+        """Keep `fault` if it halts and none was kept before."""
+        if self.fault is None and _halts(fault):
+            self.fault = fault
+
+
 class HubSpotContacts:
     """The contact writer of one portal (implements `deliver.ports.ContactWriter`).
 
@@ -121,8 +135,14 @@ class HubSpotContacts:
         """Seconds left in a pause after the daily limit (0 when HubSpot may be called)."""
         return self._client.paused_for()
 
-    def upsert(self, inputs: Sequence[ContactInput], deadline: Deadline) -> dict[str, Outcome]:
+    def upsert(
+        self, inputs: Sequence[ContactInput], deadline: Deadline, halt: Halt | None = None
+    ) -> dict[str, Outcome]:
         """Write the inputs in calls of at most 100, several at once; one outcome per email.
+
+        Args:
+            halt: shared with other `upsert`s running at once, so that a halting fault any of them meets stops
+                the calls none has sent yet; by default this call's own.
 
         Raises:
             ValueError: an email is given twice (two calls in flight could carry one contact).
@@ -131,13 +151,15 @@ class HubSpotContacts:
         if len(emails) != len(inputs):
             raise ValueError("upsert needs unique emails: two calls in flight must never carry one contact")
         chunks = [inputs[start : start + HUBSPOT_BATCH_INPUTS] for start in range(0, len(inputs), HUBSPOT_BATCH_INPUTS)]
-        halted: list[HubSpotError] = []  # the fault that stops the calls not yet started
+        stop = halt or Halt()
 
         def send(chunk: Sequence[ContactInput]) -> dict[str, Outcome]:
-            if halted:
-                return dict.fromkeys((item.email for item in chunk), Failed(halted[0]))
+            if stop.fault is not None:  # checked once the call has its slot of the pool
+                return dict.fromkeys((item.email for item in chunk), Failed(stop.fault))
             outcomes = self._send(chunk, deadline)
-            halted.extend(o.fault for o in outcomes.values() if isinstance(o, Failed) and _halts(o.fault))
+            for outcome in outcomes.values():
+                if isinstance(outcome, Failed):
+                    stop.note(outcome.fault)
             return outcomes
 
         # Always on the pool, even one chunk: its bound holds across every thread that calls `upsert` at once.
