@@ -213,8 +213,8 @@ def _faults(value: str | None) -> FaultConfig | None:
 
 def _replay(args: argparse.Namespace) -> int:
     """Exit status 0 when ingest answered 202 and every profile it accepted was written, else 1 (a smoke test)."""
-    if args.time_limit <= 0:
-        raise ValueError("--time-limit must be more than 0 seconds")
+    if not 0 < args.time_limit < math.inf:  # also refuses nan
+        raise ValueError("--time-limit must be a number of seconds more than 0")
     if args.limit < 0:
         raise ValueError("--limit must be at least 0")
     hubspot_url = _hubspot_url(args.hubspot_url)

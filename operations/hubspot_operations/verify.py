@@ -273,7 +273,10 @@ def checked_url(base_url: str) -> str:
     Raises:
         ValueError: one line saying what is wrong; a URL carrying credentials is not quoted back.
     """
-    url = urlsplit(base_url)
+    try:
+        url = urlsplit(base_url)
+    except ValueError as error:  # not quoted: unparsed, it may carry a password
+        raise ValueError(f"--hubspot-url is not a URL ({error}; e.g. https://api.hubapi.com)") from None
     if url.username is not None or url.password is not None:
         raise ValueError("--hubspot-url must not carry a user or password: the token goes in HUBSPOT_ACCESS_TOKEN")
     if url.scheme not in ("http", "https") or not url.hostname:

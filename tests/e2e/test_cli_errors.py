@@ -34,6 +34,8 @@ ERRORS = {
     "unknown option": ["replay", SAMPLE, "--colour"],
     "bad number": ["replay", SAMPLE, "--time-limit", "soon"],
     "time limit not positive": ["replay", SAMPLE, "--time-limit", "0"],
+    "time limit not a number": ["replay", SAMPLE, "--time-limit", "nan"],
+    "time limit infinite": ["replay", SAMPLE, "--time-limit", "inf"],
     "faults not JSON": ["replay", SAMPLE, "--faults", "not json"],
     "faults unknown status": ["replay", SAMPLE, "--faults", '{"error_rates": {"418": 0.5}}'],
     "faults file missing": ["replay", SAMPLE, "--faults", "@does-not-exist.json"],
@@ -43,6 +45,7 @@ ERRORS = {
     "URL port zero": ["replay", SAMPLE, "--hubspot-url", "http://127.0.0.1:0"],
     "URL port not a number": ["replay", SAMPLE, "--hubspot-url", "http://127.0.0.1:x"],
     "URL port empty": ["serve", "--hubspot-url", "http://127.0.0.1:"],
+    "URL bracket unclosed": ["replay", SAMPLE, "--hubspot-url", "http://[::1"],
     "URL with a password": ["replay", SAMPLE, "--hubspot-url", "http://user:s3cret-pw@127.0.0.1:1"],
     "verify URL with a password": ["verify", "--hubspot-url", "https://s3cret-pw@api.hubapi.com"],
     "unreachable HubSpot": ["replay", SAMPLE, "--hubspot-url", UNREACHABLE],
@@ -94,3 +97,12 @@ def test_every_error_is_one_line_on_stderr_and_exit_status_2(pipeline_env, monke
     assert "wrong-token" not in err
     assert "s3cret-pw" not in err  # nor a password given in a URL
     assert out == ""
+
+
+URL_ERRORS = [case for case, argv in ERRORS.items() if case.startswith(("URL ", "not a URL", "serve not a URL"))]
+
+
+@pytest.mark.parametrize("case", URL_ERRORS)
+def test_a_malformed_hubspot_url_is_named_as_the_option(pipeline_env, capsys, case):
+    assert exit_status(ERRORS[case]) == 2
+    assert "--hubspot-url" in capsys.readouterr().err
