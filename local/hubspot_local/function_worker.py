@@ -10,11 +10,11 @@ the time left before the function's timeout (the worker's `LambdaContext.get_rem
 counts down from it), and gets back the handler's response. So no stand-in shares an interpreter with a
 function: in AWS the ingest function never waits for the deliver functions' CPU, or for the bench's.
 
-What Lambda does when a sandbox fails, it does too: an invocation that outlives its timeout (by more than
+A failing environment is treated as Lambda treats one: an invocation that outlives its timeout (by more than
 `TIMEOUT_GRACE_S`, for the exchange) has its process killed and raises `InvocationKilled` (the mapping then
 counts it as died, and the whole batch comes back); a process that exits during an invocation raises
 `RuntimeError` (an invocation error: the whole batch comes back); either way the next invocation gets a
-new process (a cold start). An invocation whose process `close` stops raises `InvocationKilled` too. A
+new process (a cold start). An invocation cut short by `close` raises `InvocationKilled` too. A
 handler that raises inside the worker raises `InvocationError` here, with the worker's traceback.
 
 Each worker counts its AWS calls client side (`usage.ClientMeter`) and measures its CPU time during each
