@@ -11,7 +11,7 @@ attempt), transient faults are retried with attempt + 1 (hubspot-api.md ยง1.8, ย
 | another 4xx (404, 409, ...)             | retry     | `HUBSPOT_ERROR`            | backoff                  |
 | 423, 477, 5xx, timeouts, resets         | retry     | `HUBSPOT_UNAVAILABLE`      | backoff                  |
 
-`DAILY_LIMIT` and `HUBSPOT_AUTH` halt the invocation: nothing more is sent to HubSpot (`HALTS`).
+`DAILY_LIMIT` and `HUBSPOT_AUTH` halt the invocation: nothing more is sent to HubSpot (`hubspot.contacts.Halt`).
 """
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -28,8 +28,6 @@ from hubspot_destination.hubspot.errors import (
     HubSpotRequestError,
 )
 from hubspot_destination.observability import logger, metrics, metrics_lock
-
-HALTS = frozenset({Reason.DAILY_LIMIT, Reason.HUBSPOT_AUTH})
 
 
 def fault_verdict(error: HubSpotError, policy: DeliveryPolicy) -> Verdict:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hubspot_destination.deliver.faults import HALTS, fault_verdict
+from hubspot_destination.deliver.faults import fault_verdict
 from hubspot_destination.deliver.policy import DeliveryPolicy
 from hubspot_destination.deliver.ports import AudienceResolver, ContactWriter, PropertyCatalog, VersionsStore
 from hubspot_destination.deliver.steps import (
@@ -51,22 +51,17 @@ _Resolved = tuple[AudienceResolution, Mapping[str, Property]] | Verdict  # or th
 @dataclass
 class _Batch:
     """What the groups of one `deliver` call share: its audiences (`{id: name}`), their resolution (made
-    once), whether the catalog was read again (once at most), the verdict of a fault that halts, the `Halt`
-    their upserts share, and the verdict of each HubSpot fault (made once: `fault_verdict` counts metrics)."""
+    once), whether the catalog was read again (once at most), the `Halt` that stops them (a daily limit or a
+    refused token met by any of them: the groups not yet started, and the upserts not yet sent), and the
+    verdict of each HubSpot fault (made once: `fault_verdict` counts metrics)."""
 
     audiences: dict[str, str]
     lock: threading.Lock = field(default_factory=threading.Lock)
     resolved: _Resolved | None = None
     refreshed: bool = False
-    halt: Verdict | None = None
-    upserts: Halt = field(default_factory=Halt)
+    halt: Halt = field(default_factory=Halt)
     verdicts: dict[HubSpotError, Verdict] = field(default_factory=dict)
     verdicts_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def halt_on(self, verdict: Verdict) -> None:
-        """Stop the groups not yet started when the verdict is one of `HALTS` (faults.py)."""
-        if verdict.reason in HALTS:
-            self.halt = verdict
 
     def verdict_of(self, fault: HubSpotError, policy: DeliveryPolicy) -> Verdict:
         """The verdict for a fault, the same for every group it failed (an upsert the `Halt` skipped fails
@@ -117,8 +112,9 @@ class Delivery:
 
     def _deliver_group(self, changes: list[ContactChange], batch: _Batch, deadline: Deadline) -> Settled:
         """Lease, write and record one group of contacts: a verdict per email."""
-        if batch.halt is not None:
-            return {change.email: batch.halt for change in changes}
+        if batch.halt.fault is not None:
+            halted = batch.verdict_of(batch.halt.fault, self._policy)
+            return {change.email: halted for change in changes}
         leased, settled = lease_versions(self._versions, changes)
         accepted: list[Built] = []
         try:
@@ -140,8 +136,8 @@ class Delivery:
                 resolution = self._audiences.resolve(batch.audiences, deadline)
                 batch.resolved = resolution, self._catalog.current(deadline)
             except HubSpotError as error:
+                batch.halt.note(error)
                 batch.resolved = batch.verdict_of(error, self._policy)
-                batch.halt_on(batch.resolved)
                 return batch.resolved
             for audience_id in resolution.conflicts:
                 with metrics_lock:
@@ -179,8 +175,7 @@ class Delivery:
         for _ in range(_MAX_ROUNDS):
             if not ready:
                 break
-            outcomes = self._contacts.upsert([built.input for built in ready], deadline, batch.upserts)
-            faults: list[Verdict] = []
+            outcomes = self._contacts.upsert([built.input for built in ready], deadline, batch.halt)
             resend = []
             for built in ready:
                 email, outcome = built.change.email, outcomes.get(built.change.email)
@@ -189,7 +184,6 @@ class Delivery:
                     settled[email] = DELIVERED
                 elif isinstance(outcome, Failed):
                     settled[email] = batch.verdict_of(outcome.fault, self._policy)
-                    faults.append(settled[email])
                 elif not isinstance(outcome, Refused):
                     settled[email] = Verdict("retry", Reason.UNACCOUNTED, "HubSpot's answer did not mention this input")
                 elif EMAIL_PROPERTY in outcome.problems:
@@ -206,10 +200,9 @@ class Delivery:
                         settled[email] = refusal
                     else:
                         resend.append(again)
-            halt = next((verdict for verdict in faults if verdict.reason in HALTS), None)
-            if halt is not None:
-                batch.halt_on(halt)
-                settled |= {built.change.email: halt for built in resend}
+            if resend and batch.halt.fault is not None:  # met by this group or another
+                halted = batch.verdict_of(batch.halt.fault, self._policy)
+                settled |= {built.change.email: halted for built in resend}
                 resend = []
             ready = resend
         for built in ready:

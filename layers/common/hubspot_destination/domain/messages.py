@@ -31,9 +31,9 @@ def encode_message(profiles: Sequence[ProfileUpdate], attempt: int = 0) -> str:
     return _body([encode_profile(profile) for profile in profiles], attempt)
 
 
-def message_bytes(part: str, attempt: int = 0) -> int:
+def message_bytes(part: str) -> int:
     """The size in bytes of the message body holding one encoded profile (`encode_profile`) alone."""
-    return len(_body([part], attempt).encode())
+    return len(_body([part], 0).encode())
 
 
 def decode_message(body: str) -> QueueMessage:
